@@ -1,0 +1,61 @@
+# detvm - top-level build.  `make` builds build/detvm and the guests;
+# `make test` runs every test; `make demo` runs the demo.  Both first install
+# the Debian packages we need when they are missing (scripts/deps.sh).
+
+CC      ?= gcc
+BUILD   := build
+CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
+LDLIBS  := -lzstd -lxxhash -lsqlite3 -lnettle -lpthread
+
+LIB_SRCS  := $(sort $(wildcard vmm/*.c vmm/devices/*.c trace-format/*.c \
+                recorder/*.c replayer/*.c inspector/*.c))
+CLI_SRCS  := $(sort $(wildcard cli/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit e2e demo clean guests bench
+all: $(BUILD)/detvm guests $(UNIT_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libdetvm.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/detvm: $(CLI_OBJS) $(BUILD)/libdetvm.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdetvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdetvm.a $(LDLIBS) -lcmocka
+
+include guests/guests.mk
+
+unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+e2e: $(BUILD)/detvm guests
+	@tests/e2e/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: all
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

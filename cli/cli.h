@@ -1,0 +1,39 @@
+/*
+ * cli.h - the `detvm` command line: shared parsing of the run options that
+ * `run` and `record` both take, and the subcommand entry points.
+ */
+#ifndef DETVM_CLI_H
+#define DETVM_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "vmm/vm.h"
+
+#define DETVM_VERSION "0.1.0"
+
+struct run_opts {
+	struct vm_config vm;
+	const char *serial_in;  /* NULL: none; "-": stdin */
+	const char *serial_out; /* NULL: stdout */
+	bool quiet;
+};
+
+/* Parse one run option at argv[*i] (and its argument); returns 1 if it was
+ * one, 0 if not, -1 on error (message printed). */
+int run_opt_parse(struct run_opts *o, int argc, char **argv, int *i);
+/* Check that the required options are there; -1 with a message if not. */
+int run_opts_check(const struct run_opts *o, const char *cmd);
+extern const char run_opts_help[];
+
+/* Open serial input/output per the options; -1 with a message. */
+int open_serial(const struct run_opts *o, int *in_fd, FILE **out);
+void install_stop_signals(void);
+void print_summary(FILE *f, const struct vm *vm);
+
+int cmd_run(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif

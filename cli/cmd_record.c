@@ -1,0 +1,167 @@
+/* cmd_record.c - `detvm record`: run a guest and record it. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recorder/recorder.h"
+#include "recorder/recording.h"
+
+static const char record_help[] =
+	"usage: detvm record -o REC --kernel FILE [options]\n"
+	"Run a guest and record every nondeterministic input into the recording REC\n"
+	"(a directory; REC/trace is the trace).  'detvm replay REC' re-executes it.\n\n"
+	"  -o, --output REC     the recording to create (required)\n"
+	"  --force              overwrite an existing recording REC\n"
+	"  --digest-interval N  exits between register+memory digests (default 100000; 0: only at the end)\n"
+	"  --landmark-bound MS  longest exit-free run while console input may be pending (default 5)\n"
+	"%s"
+	"The disk image is never written while recording: guest writes stay in memory,\n"
+	"so that the image still matches the recording for replay.\n"
+	"Exit status: as 'detvm run' (the guest's outcome); 2 if the recording failed.\n";
+
+static struct nd_live live;
+static struct recorder rec;
+
+static int live_console(void *ctx)
+{
+	return nd_live_console_open(ctx);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct run_opts o = { .vm.mem_size = VM_MEM_DEFAULT };
+	const char *out_path = NULL;
+	bool force = false;
+	uint64_t digest_interval = RECORD_DIGEST_INTERVAL, bound_ms = RECORD_LANDMARK_BOUND / 1000000;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			printf(record_help, run_opts_help);
+			return 0;
+		}
+		if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc) {
+			out_path = argv[++i];
+		} else if (strcmp(a, "--force") == 0) {
+			force = true;
+		} else if ((strcmp(a, "--digest-interval") == 0 || strcmp(a, "--landmark-bound") == 0) && i + 1 < argc) {
+			char *end;
+			uint64_t v = strtoull(argv[i + 1], &end, 10);
+			if (!*argv[i + 1] || *end) {
+				fprintf(stderr, "detvm record: %s %s: not a number\n", a, argv[i + 1]);
+				return 2;
+			}
+			if (a[2] == 'd')
+				digest_interval = v;
+			else if (v == 0 || v > 10000) {
+				fprintf(stderr, "detvm record: --landmark-bound %s: expected 1..10000 ms\n", argv[i + 1]);
+				return 2;
+			} else
+				bound_ms = v;
+			i++;
+		} else {
+			int r = run_opt_parse(&o, argc, argv, &i);
+			if (r < 0)
+				return 2;
+			if (r == 0) {
+				fprintf(stderr, "detvm record: unknown option or missing argument '%s' (see 'detvm record --help')\n", a);
+				return 2;
+			}
+		}
+	}
+	if (!out_path) {
+		fprintf(stderr, "detvm record: -o REC is required (see 'detvm record --help')\n");
+		return 2;
+	}
+	if (run_opts_check(&o, "record"))
+		return 2;
+	o.vm.disk_overlay = true;
+
+	char trace_path[4096], err[600], why[200];
+	if (recording_create(out_path, force, trace_path, sizeof(trace_path), err, sizeof(err))) {
+		fprintf(stderr, "detvm record: %s\n", err);
+		return 2;
+	}
+	enum progress_kind progress = progress_detect(why, sizeof(why));
+	if (progress == PROGRESS_NONE)
+		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
+			"delivered only at synchronous exits\n", why);
+
+	int in_fd;
+	FILE *serial;
+	if (open_serial(&o, &in_fd, &serial))
+		return 2;
+	install_stop_signals();
+	nd_live_init(&live, in_fd, &vm_stop_requested);
+	recorder_init(&rec, &live, progress, digest_interval);
+
+	static struct vm vm;
+	if (vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err))) {
+		fprintf(stderr, "detvm record: %s\n", err);
+		vm_destroy(&vm);
+		return 2;
+	}
+	struct recorder_header_info info = {
+		.kernel_path = o.vm.kernel_path, .disk_path = o.vm.disk_path,
+		.serial_in = o.serial_in, .cmdline = o.vm.cmdline,
+		.landmark_bound_ns = bound_ms * 1000000,
+	};
+	struct trace_header *h = recorder_header(&rec, &vm, &info, err, sizeof(err));
+	if (!h) {
+		fprintf(stderr, "detvm record: %s\n", err);
+		vm_destroy(&vm);
+		return 2;
+	}
+	/* The writer's thread must not take Ctrl-C: block the stop signals
+	 * while it is created (it inherits the mask), then unblock them. */
+	sigset_t stops, old;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	sigaddset(&stops, SIGRTMIN + 1);
+	pthread_sigmask(SIG_BLOCK, &stops, &old);
+	struct trace_writer_opts wopts = { .async = true, .force = force };
+	struct trace_writer *w = trace_writer_open(trace_path, h, &wopts, err, sizeof(err));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	trace_header_free(h);
+	if (!w) {
+		fprintf(stderr, "detvm record: %s\n", err);
+		vm_destroy(&vm);
+		return 2;
+	}
+	recorder_attach(&rec, &vm, w);
+	vm.host_timer = true;
+	vm.timer_base_mono_ns = live.start_mono_ns;
+	vm.kick_bound_ns = bound_ms * 1000000;
+	vm.console_open_fn = live_console;
+	vm.console_ctx = &live;
+
+	vm_run(&vm);
+	int status = vm_exit_status(&vm);
+	int rc = recorder_finish(&rec, err, sizeof(err));
+	struct trace_writer_stats st;
+	trace_writer_stats(w, &st);
+	trace_writer_free(w);
+	if (!o.quiet) {
+		print_summary(stderr, &vm);
+		fprintf(stderr, "detvm: recorded %s: %" PRIu64 " events, %" PRIu64 " landmarks, %" PRIu64
+			" frames, %" PRIu64 " bytes (%.2f bytes/exit), progress counter %s\n",
+			out_path, st.events, rec.landmarks, st.frames, st.file_bytes,
+			vm.stats.exits ? (double)st.file_bytes / (double)vm.stats.exits : 0.0, progress_name(progress));
+	}
+	if (rc) {
+		fprintf(stderr, "detvm record: %s\n", err);
+		status = 2;
+	}
+	vm_destroy(&vm);
+	if (serial != stdout)
+		fclose(serial);
+	if (in_fd > STDIN_FILENO)
+		close(in_fd);
+	return status;
+}

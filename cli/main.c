@@ -1,0 +1,47 @@
+/* main.c - `detvm`: one tool, subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: detvm COMMAND [options]\n"
+	"detvm " DETVM_VERSION " - a record-and-replay virtual machine monitor on KVM.\n\n"
+	"Commands:\n"
+	"  run       run a guest live (nothing recorded)\n"
+	"  record    run a guest and record it\n"
+	"  replay    re-execute a recording, checking it as it goes\n"
+	"  verify    check a recording's checksums and hash chain\n"
+	"  help      this text\n"
+	"  version   print the version\n\n"
+	"'detvm COMMAND --help' describes each command.\n";
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run },
+	{ "record", cmd_record },
+	{ "replay", cmd_replay },
+	{ "verify", cmd_verify },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("detvm %s\n", DETVM_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "detvm: unknown command '%s' (see 'detvm help')\n", argv[1]);
+	return 2;
+}

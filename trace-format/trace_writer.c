@@ -1,0 +1,405 @@
+/*
+ * trace_writer.c - the recording side: create the file, write the header,
+ * encode events into the current frame, close frames by size, on request
+ * or at the end, finish with END and the trailer.
+ *
+ * The appending thread only ever encodes into memory; closed frames go to
+ * the sink (trace_sink.c) directly, or through the async queue
+ * (trace_async.c) when opts.async, in which case compression and write()
+ * happen on a worker thread.  Either way the bytes in the file are the
+ * same: frame boundaries are decided here, on the appending thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "trace-format/trace_internal.h"
+
+#define QUEUE_FRAMES_DEFAULT	4
+#define QUEUE_FRAMES_MAX	64
+
+struct trace_writer {
+	char *path;
+	int fd;
+	struct trace_writer_opts opts;
+	struct trace_sink sink;
+	struct trace_async *async;	/* NULL: synchronous */
+	struct trace_frame_buf *cur;	/* the frame being filled */
+	uint64_t events, exits;		/* appended so far */
+	uint64_t next_seq;
+	uint64_t time_last;		/* CLOCK/TIMER never go back */
+	uint64_t time_prev;		/* the current frame's delta base */
+	uint64_t queue_waits;
+	atomic_bool flush_req;
+	bool failed;			/* sticky I/O failure */
+	bool closed;
+	char err[TRACE_ERR_MAX];
+};
+
+static int fail(struct trace_writer *w, const char *msg)
+{
+	if (msg != w->err)
+		snprintf(w->err, sizeof(w->err), "%s", msg);
+	w->failed = true;
+	return -1;
+}
+
+static int check_opts(const char *path, struct trace_writer_opts *o,
+		      char *err, size_t errlen)
+{
+	if (!o->zstd_level)
+		o->zstd_level = 1;
+	if (!o->frame_bytes)
+		o->frame_bytes = TRACE_FRAME_BYTES_DEFAULT;
+	if (!o->queue_frames)
+		o->queue_frames = QUEUE_FRAMES_DEFAULT;
+	if (o->zstd_level < ZSTD_minCLevel() ||
+	    o->zstd_level > ZSTD_maxCLevel()) {
+		trace_errf(err, errlen, "%s: zstd level %d out of range [%d, %d]",
+			   path, o->zstd_level, ZSTD_minCLevel(),
+			   ZSTD_maxCLevel());
+		return -1;
+	}
+	if (o->frame_bytes > TRACE_FRAME_BYTES_MAX) {
+		trace_errf(err, errlen, "%s: frame size %zu above the %u limit",
+			   path, o->frame_bytes, TRACE_FRAME_BYTES_MAX);
+		return -1;
+	}
+	if (o->queue_frames > QUEUE_FRAMES_MAX) {
+		trace_errf(err, errlen, "%s: queue of %u frames above the %u limit",
+			   path, o->queue_frames, QUEUE_FRAMES_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* Create the file and write the header; the chain starts from its hash. */
+static int create_file(struct trace_writer *w, const struct trace_header *h,
+		       char *err, size_t errlen)
+{
+	uint8_t *hb, chain[TRACE_HASH_SIZE];
+	size_t hlen;
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+	int ret = -1;
+
+	/* Never overwrite a recording unless asked to; then truncate it. */
+	flags |= w->opts.force ? O_TRUNC : O_EXCL;
+	if (trace_header_encode(h, &hb, &hlen)) {
+		trace_errf(err, errlen, "%s: out of memory", w->path);
+		return -1;
+	}
+	w->fd = open(w->path, flags, 0644);
+	if (w->fd < 0) {
+		if (errno == EEXIST)
+			trace_errf(err, errlen,
+				   "%s: file exists; not overwriting a recording (force to truncate it)",
+				   w->path);
+		else
+			trace_errf(err, errlen, "%s: open: %s", w->path,
+				   strerror(errno));
+		goto out;
+	}
+	if (trace_write_full(w->fd, hb, hlen)) {
+		trace_errf(err, errlen, "%s: header at offset 0: write: %s",
+			   w->path, strerror(errno));
+		goto out;
+	}
+	trace_sha256_2(hb, hlen, NULL, 0, chain);
+	if (trace_sink_init(&w->sink, w->path, w->fd, hlen, chain,
+			    w->opts.zstd_level, w->cur->cap)) {
+		trace_errf(err, errlen, "%s", w->sink.err);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(hb);
+	return ret;
+}
+
+struct trace_writer *trace_writer_open(const char *path,
+				       const struct trace_header *h,
+				       const struct trace_writer_opts *opts,
+				       char *err, size_t errlen)
+{
+	struct trace_writer *w = calloc(1, sizeof(*w));
+	char why[TRACE_ERR_MAX];
+
+	if (!w) {
+		trace_errf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	w->fd = -1;
+	if (opts)
+		w->opts = *opts;
+	atomic_init(&w->flush_req, false);
+	if (check_opts(path, &w->opts, err, errlen))
+		goto fail;
+	if (trace_header_validate(h, why, sizeof(why))) {
+		trace_errf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
+	if (trace_header_get(h, TRACE_TAG_FRAME_HEADER_SIZE, NULL)) {
+		/* This writer lays out 1.0 frames; the field is for later ones. */
+		trace_errf(err, errlen,
+			   "%s: header field FRAME_HEADER_SIZE is reserved for the writer",
+			   path);
+		goto fail;
+	}
+	w->path = strdup(path);
+	/* Room for one more event after the frame has reached its size. */
+	w->cur = trace_frame_buf_new(w->opts.frame_bytes + TRACE_EVENT_MAX_ENC);
+	if (!w->path || !w->cur) {
+		trace_errf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (create_file(w, h, err, errlen))
+		goto fail_created;
+	if (w->opts.async) {
+		w->async = trace_async_start(&w->sink, w->opts.queue_frames,
+					     w->cur->cap, err, errlen);
+		if (!w->async)
+			goto fail_created;
+	}
+	return w;
+
+fail_created:
+	/*
+	 * A header-only file we just made is no recording: remove it (a
+	 * regular file only: force may have been pointed at a device).
+	 */
+	if (w->fd >= 0) {
+		struct stat st;
+
+		if (!fstat(w->fd, &st) && S_ISREG(st.st_mode))
+			unlink(path);
+	}
+fail:
+	trace_writer_free(w);
+	return NULL;
+}
+
+/* Hand the current frame to the sink (or queue); start an empty one. */
+static int close_frame(struct trace_writer *w)
+{
+	struct trace_frame_buf *f = w->cur;
+	bool waited;
+
+	if (!f->events)
+		return 0;
+	f->seq = w->next_seq++;
+	f->first_event = w->events - f->events;
+	f->exit_base = w->exits - f->exits;
+	w->time_prev = 0;	/* frames decode on their own */
+	if (w->async) {
+		int r = trace_async_swap(w->async, &w->cur, &waited, w->err,
+					 sizeof(w->err));
+
+		w->queue_waits += waited;
+		w->cur->len = 0;
+		w->cur->events = w->cur->exits = 0;
+		return r ? fail(w, w->err) : 0;
+	}
+	if (trace_sink_put(&w->sink, f))
+		return fail(w, w->sink.err);
+	f->len = 0;
+	f->events = f->exits = 0;
+	return 0;
+}
+
+/* Encode ev into the current frame; the caller checks w->failed. */
+static int encode(struct trace_writer *w, const struct trace_event *ev)
+{
+	struct trace_frame_buf *f = w->cur;
+	const char *why;
+	size_t n;
+
+	if ((ev->type == TRACE_EV_CLOCK || ev->type == TRACE_EV_TIMER) &&
+	    ev->time.ns < w->time_last) {
+		snprintf(w->err, sizeof(w->err),
+			 "%s: event %llu (%s): virtual time goes backwards (%llu < %llu)",
+			 w->path, (unsigned long long)w->events,
+			 trace_event_type_name(ev->type),
+			 (unsigned long long)ev->time.ns,
+			 (unsigned long long)w->time_last);
+		return -1;
+	}
+	if (trace_event_encode(ev, &w->time_prev, f->raw + f->len, &n, &why)) {
+		const char *name = trace_event_type_name(ev->type);
+
+		snprintf(w->err, sizeof(w->err), "%s: event %llu (type 0x%02x%s%s): %s",
+			 w->path, (unsigned long long)w->events, ev->type,
+			 name ? " " : "", name ? name : "", why);
+		return -1;
+	}
+	if (ev->type == TRACE_EV_CLOCK || ev->type == TRACE_EV_TIMER)
+		w->time_last = ev->time.ns;
+	f->len += n;
+	f->events++;
+	w->events++;
+	if (trace_event_is_exit(ev->type)) {
+		f->exits++;
+		w->exits++;
+	}
+	return 0;
+}
+
+static int usable(struct trace_writer *w)
+{
+	if (w->failed)
+		return -1;
+	if (w->closed) {
+		snprintf(w->err, sizeof(w->err), "%s: writer already closed",
+			 w->path);
+		return -1;
+	}
+	return 0;
+}
+
+int trace_writer_append(struct trace_writer *w, const struct trace_event *ev)
+{
+	if (usable(w))
+		return -1;
+	if (ev->type == TRACE_EV_END) {
+		snprintf(w->err, sizeof(w->err),
+			 "%s: event %llu: END is written by trace_writer_close",
+			 w->path, (unsigned long long)w->events);
+		return -1;
+	}
+	/* A relaxed load is enough: a flush a little late is still a flush. */
+	if (atomic_load_explicit(&w->flush_req, memory_order_relaxed)) {
+		atomic_store_explicit(&w->flush_req, false,
+				      memory_order_relaxed);
+		if (close_frame(w))
+			return -1;
+	}
+	if (encode(w, ev))
+		return -1;
+	if (w->cur->len >= w->opts.frame_bytes)
+		return close_frame(w);
+	return 0;
+}
+
+int trace_writer_flush(struct trace_writer *w)
+{
+	if (usable(w))
+		return -1;
+	atomic_store_explicit(&w->flush_req, false, memory_order_relaxed);
+	return close_frame(w);
+}
+
+void trace_writer_request_flush(struct trace_writer *w)
+{
+	atomic_store_explicit(&w->flush_req, true, memory_order_relaxed);
+}
+
+int trace_writer_drain(struct trace_writer *w)
+{
+	if (usable(w))
+		return -1;
+	if (w->async && trace_async_drain(w->async, w->err, sizeof(w->err)))
+		return fail(w, w->err);
+	return 0;
+}
+
+/* fsync the directory so that the file's name survives a crash too. */
+static int sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, ret = 0;
+
+	if (!copy)
+		return -1;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -1;
+	/* Some file systems cannot sync a directory; nothing to do then. */
+	if (fsync(fd) && errno != EINVAL)
+		ret = -1;
+	close(fd);
+	return ret;
+}
+
+int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
+{
+	struct trace_event e;
+
+	if (usable(w))
+		return -1;
+	if (!end || end->type != TRACE_EV_END) {
+		snprintf(w->err, sizeof(w->err),
+			 "%s: trace_writer_close needs an END event", w->path);
+		return -1;
+	}
+	e = *end;
+	e.end.total_events = w->events + 1;	/* END counts itself */
+	e.end.total_exits = w->exits;
+	/* Always fits: a frame below frame_bytes has room for one event. */
+	if (encode(w, &e) || close_frame(w))
+		return fail(w, w->err);
+	if (w->async) {
+		int r = trace_async_stop(w->async, w->err, sizeof(w->err));
+
+		w->async = NULL;
+		if (r)
+			return fail(w, w->err);
+	}
+	if (trace_sink_trailer(&w->sink))
+		return fail(w, w->sink.err);
+	if (fsync(w->fd)) {
+		snprintf(w->err, sizeof(w->err), "%s: fsync: %s", w->path,
+			 strerror(errno));
+		return fail(w, w->err);
+	}
+	if (close(w->fd)) {
+		w->fd = -1;
+		snprintf(w->err, sizeof(w->err), "%s: close: %s", w->path,
+			 strerror(errno));
+		return fail(w, w->err);
+	}
+	w->fd = -1;
+	if (sync_dir(w->path)) {
+		snprintf(w->err, sizeof(w->err), "%s: fsync of its directory: %s",
+			 w->path, strerror(errno));
+		return fail(w, w->err);
+	}
+	w->closed = true;
+	return 0;
+}
+
+void trace_writer_free(struct trace_writer *w)
+{
+	if (!w)
+		return;
+	/* Frames already closed still reach the file; the rest is lost. */
+	if (w->async)
+		trace_async_stop(w->async, NULL, 0);
+	trace_sink_fini(&w->sink);
+	if (w->fd >= 0)
+		close(w->fd);
+	trace_frame_buf_free(w->cur);
+	free(w->path);
+	free(w);
+}
+
+const char *trace_writer_error(const struct trace_writer *w)
+{
+	return w->err;
+}
+
+void trace_writer_stats(const struct trace_writer *w,
+			struct trace_writer_stats *st)
+{
+	st->events = w->events;
+	st->exits = w->exits;
+	st->frames = w->sink.frames;
+	st->raw_bytes = w->sink.raw_bytes;
+	st->file_bytes = w->sink.off;
+	st->queue_waits = w->queue_waits;
+}

@@ -1,0 +1,38 @@
+/*
+ * guest_mem.h - guest physical RAM and bounds-checked access to it.
+ *
+ * RAM occupies [0, low_size) and, when the guest has more than fits below the
+ * 32-bit device hole, [4 GiB, 4 GiB + high_size).  Everything a device does
+ * with a guest-supplied address goes through gm_ptr()/gm_read()/gm_write(),
+ * which refuse any range that is not wholly inside one RAM block: a guest
+ * cannot make the monitor touch memory outside its own RAM.
+ */
+#ifndef DETVM_GUEST_MEM_H
+#define DETVM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GM_HOLE_START 0xC0000000ULL /* 3 GiB: devices live above */
+#define GM_HIGH_START 0x100000000ULL
+
+struct guest_mem {
+	uint8_t *host;      /* one mapping: low block, then high block */
+	uint64_t size;      /* total RAM */
+	uint64_t low_size;  /* RAM below GM_HOLE_START */
+	uint64_t high_size; /* RAM from GM_HIGH_START */
+};
+
+/* Host pointer for [gpa, gpa + len), or NULL if not wholly in one RAM block. */
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+/* 0, or -1 if the range is not RAM. */
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len);
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
+
+/*
+ * Set up the layout for `size` bytes over an existing host buffer (no
+ * allocation: tests pass a static array, the VM an mmap).
+ */
+void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size);
+
+#endif

@@ -1,0 +1,698 @@
+/* vm.c - see vm.h. */
+#include "vm.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "msr.h"
+#include "nd_live.h"
+
+#define KICK_SIGNAL (SIGRTMIN + 1)
+#define KERNEL_MAX_BYTES (1ULL << 30)
+
+volatile sig_atomic_t vm_stop_requested;
+static struct kvm_run *volatile current_run;
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
+{
+	char *end;
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return fail(err, errlen, "'%s' is not a size (examples: 128M, 1G, 65536K)", s ? s : "");
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return fail(err, errlen, "size '%s' is too large", s);
+	unsigned shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case 0: break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default:
+		return fail(err, errlen, "size '%s' has an unknown suffix (use K, M, G or T)", s);
+	}
+	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end)
+		return fail(err, errlen, "size '%s' has trailing characters '%s'", s, end);
+	if (shift && v > (UINT64_MAX >> shift))
+		return fail(err, errlen, "size '%s' is too large", s);
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* ---- signals and the host timer ---------------------------------------- */
+
+void vm_request_stop(int signo)
+{
+	vm_stop_requested = signo;
+	struct kvm_run *r = current_run;
+	if (r)
+		r->immediate_exit = 1;
+}
+
+static void kick_handler(int signo)
+{
+	(void)signo;
+	/* Make KVM_RUN return at once if we are just about to enter it; if
+	 * the vCPU is running, the signal itself interrupts it (-EINTR). */
+	struct kvm_run *r = current_run;
+	if (r)
+		r->immediate_exit = 1;
+}
+
+static int setup_host_timer(struct vm *vm, char *err, size_t errlen)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
+		return fail(err, errlen, "sigaction(SIGRTMIN+1): %s", strerror(errno));
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = KICK_SIGNAL;
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, &vm->timer) < 0)
+		return fail(err, errlen, "timer_create(CLOCK_MONOTONIC): %s", strerror(errno));
+	vm->timer_created = true;
+	return 0;
+}
+
+/* Arm the host timer for virtual time `deadline` (live clock: virtual time
+ * 0 is timer_base_mono_ns), or disarm it. */
+static void host_timer_set(struct vm *vm, bool arm, uint64_t deadline)
+{
+	if (!vm->timer_created || (arm == vm->timer_armed && (!arm || deadline == vm->timer_deadline)))
+		return;
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	if (arm) {
+		uint64_t t = vm->timer_base_mono_ns + deadline;
+		its.it_value.tv_sec = (time_t)(t / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(t % 1000000000ULL);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	if (timer_settime(vm->timer, TIMER_ABSTIME, &its, NULL) < 0) {
+		fprintf(stderr, "detvm: timer_settime: %s\n", strerror(errno));
+		return;
+	}
+	vm->timer_armed = arm;
+	vm->timer_deadline = deadline;
+}
+
+int vm_arm_kick(struct vm *vm, uint64_t ns)
+{
+	char err[200];
+	if (!vm->timer_created && setup_host_timer(vm, err, sizeof(err))) {
+		fprintf(stderr, "detvm: %s\n", err);
+		return -1;
+	}
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
+	if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+		its.it_value.tv_nsec = 1;
+	if (timer_settime(vm->timer, 0, &its, NULL) < 0) {
+		fprintf(stderr, "detvm: timer_settime: %s\n", strerror(errno));
+		return -1;
+	}
+	vm->timer_armed = false; /* relative: not a vtimer deadline */
+	return 0;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static void serial_tx(void *ctx, uint8_t byte)
+{
+	struct vm *vm = ctx;
+	if (vm->serial_out && vm->serial_out_ok && fputc(byte, vm->serial_out) == EOF)
+		vm->serial_out_ok = false;
+}
+
+static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t limit,
+		     char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, "cannot open kernel '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return fail(err, errlen, "fstat '%s': %s", path, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen, "kernel '%s' is not a regular file", path);
+	}
+	if (st.st_size == 0 || (uint64_t)st.st_size > limit) {
+		close(fd);
+		return fail(err, errlen, "kernel '%s' is %lld bytes: %s", path, (long long)st.st_size,
+			    st.st_size == 0 ? "empty" : "larger than guest RAM");
+	}
+	uint8_t *buf = malloc((size_t)st.st_size);
+	if (!buf) {
+		close(fd);
+		return fail(err, errlen, "out of memory reading '%s'", path);
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			free(buf);
+			close(fd);
+			return fail(err, errlen, "reading '%s' at offset %zu: %s", path, got,
+				    n < 0 ? strerror(e) : "unexpected end of file");
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*data = buf;
+	*size = got;
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
+	      FILE *serial_out, char *err, size_t errlen)
+{
+	uint8_t *image = NULL;
+	size_t image_size = 0;
+	char e2[400];
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->kvm.vcpu_fd = vm->kvm.stats_fd = -1;
+	vm->nd = nd;
+	vm->serial_out = serial_out;
+	vm->serial_out_ok = true;
+
+	if (cfg->mem_size < VM_MEM_MIN || cfg->mem_size > VM_MEM_MAX || cfg->mem_size % 4096)
+		return fail(err, errlen, "--mem %llu bytes: must be a multiple of 4 KiB between 2 MiB and 64 GiB",
+			    (unsigned long long)cfg->mem_size);
+	if (read_file(cfg->kernel_path, &image, &image_size, cfg->mem_size, err, errlen))
+		return -1;
+
+	vm->ram = mmap(NULL, cfg->mem_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		free(image);
+		return fail(err, errlen, "mmap of %llu MiB of guest RAM: %s",
+			    (unsigned long long)(cfg->mem_size >> 20), strerror(errno));
+	}
+	gm_layout(&vm->mem, vm->ram, cfg->mem_size);
+
+	if (cfg->disk_path) {
+		vm->bd = blockdev_open(cfg->disk_path, cfg->disk_overlay, e2, sizeof(e2));
+		if (!vm->bd) {
+			free(image);
+			return fail(err, errlen, "disk image: %s", e2);
+		}
+	}
+	if (platform_init(&vm->plat, nd, &vm->mem, vm->bd, serial_tx, vm, err, errlen)) {
+		free(image);
+		return -1;
+	}
+	struct boot_params bp = { .cmdline = cfg->cmdline, .force_multiboot = cfg->force_multiboot };
+	platform_boot_params(&vm->plat, &bp);
+	if (loader_load(&vm->mem, image, image_size, &bp, &vm->boot, e2, sizeof(e2))) {
+		free(image);
+		return fail(err, errlen, "kernel '%s': %s", cfg->kernel_path, e2);
+	}
+	free(image);
+
+	if (kvm_open(&vm->kvm, err, errlen))
+		return -1;
+	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, false, err, errlen))
+		return -1;
+	if (vm->mem.high_size &&
+	    kvm_set_memory(&vm->kvm, 1, GM_HIGH_START, vm->mem.high_size,
+			   vm->mem.host + vm->mem.low_size, false, err, errlen))
+		return -1;
+	if (kvm_create_vcpu(&vm->kvm, err, errlen) ||
+	    kvm_setup_cpuid(&vm->kvm, cfg->cpuid, cfg->cpuid_count, err, errlen) ||
+	    kvm_setup_msr_filter(&vm->kvm, err, errlen) ||
+	    kvm_set_boot_state(&vm->kvm, &vm->boot, err, errlen))
+		return -1;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->timer_created)
+		timer_delete(vm->timer);
+	vm->timer_created = false;
+	current_run = NULL;
+	kvm_close(&vm->kvm);
+	if (vm->bd)
+		blockdev_close(vm->bd);
+	vm->bd = NULL;
+	if (vm->ram)
+		munmap(vm->ram, vm->mem.size);
+	vm->ram = NULL;
+}
+
+/* ---- the run loop ------------------------------------------------------ */
+
+void vm_set_stop(struct vm *vm, enum vm_stop s, const char *fmt, ...)
+{
+	va_list ap;
+	if (vm->stop != VM_STOP_NONE)
+		return;
+	vm->stop = s;
+	va_start(ap, fmt);
+	vsnprintf(vm->detail, sizeof(vm->detail), fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t guest_rip(struct vm *vm)
+{
+	struct kvm_regs r;
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &r) < 0)
+		return ~0ULL;
+	return r.rip;
+}
+
+/* Up to 16 instruction bytes at the guest's RIP, as hex, for error reports. */
+static void insn_bytes(struct vm *vm, uint64_t rip, char *out, size_t outlen)
+{
+	struct kvm_translation tr = { .linear_address = rip };
+	out[0] = 0;
+	if (ioctl(vm->kvm.vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return;
+	size_t pos = 0;
+	for (int i = 0; i < 16 && pos + 4 < outlen; i++) {
+		uint8_t b;
+		if (gm_read(&vm->mem, tr.physical_address + (uint64_t)i, &b, 1))
+			break;
+		pos += (size_t)snprintf(out + pos, outlen - pos, "%s%02x", i ? " " : "", b);
+	}
+}
+
+static void handle_msr(struct vm *vm, struct kvm_run *run, bool write)
+{
+	uint32_t index = run->msr.index;
+	run->msr.error = 0;
+	switch (msr_policy(index)) {
+	case MSR_CLOCK:
+		if (!write)
+			run->msr.data = nd_clock_ns(vm->nd);
+		break;
+	case MSR_ZERO:
+		if (!write)
+			run->msr.data = 0;
+		break;
+	case MSR_GP:
+	case MSR_KERNEL: /* not expected here: only filtered MSRs exit */
+		run->msr.error = 1;
+		break;
+	}
+}
+
+/* Decode a synchronous exit, tell the hooks, dispatch it to its device. */
+static void handle_sync_exit(struct vm *vm, struct kvm_run *run, struct vm_exit *x)
+{
+	vm->stats.exits++;
+	vm->stats.by_kind[x->kind]++;
+	if (vm->hooks.exit && vm->hooks.exit(vm->hooks.ctx, vm, x)) {
+		vm_set_stop(vm, VM_STOP_DIVERGENCE, "%s", vm->detail[0] ? vm->detail : "divergence");
+		return;
+	}
+	switch (x->kind) {
+	case VMX_IO: {
+		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+		for (uint32_t i = 0; i < x->count; i++)
+			bus_access(&vm->plat.pio, x->addr, data + (size_t)i * x->size, x->size, x->write, NULL);
+		break;
+	}
+	case VMX_MMIO:
+		bus_access(&vm->plat.mmio, x->addr, run->mmio.data, x->size, x->write, NULL);
+		break;
+	case VMX_MSR:
+		handle_msr(vm, run, x->write);
+		break;
+	case VMX_HLT:
+	case VMX_LANDMARK:
+	case VMX_NKINDS:
+		break;
+	}
+}
+
+bool vm_can_inject(const struct vm *vm)
+{
+	return vm->kvm.run->ready_for_interrupt_injection && vm->kvm.run->if_flag;
+}
+
+int vm_inject(struct vm *vm, uint8_t vector)
+{
+	struct kvm_interrupt irq = { .irq = vector };
+	if (ioctl(vm->kvm.vcpu_fd, KVM_INTERRUPT, &irq) < 0) {
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "KVM_INTERRUPT(vector 0x%x) at exit %" PRIu64 ": %s",
+			    vector, vm->stats.exits, strerror(errno));
+		return -1;
+	}
+	vm->stats.injections++;
+	return 0;
+}
+
+uint64_t vm_regs_hash(struct vm *vm)
+{
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &r) < 0)
+		return 0;
+	return XXH3_64bits(&r, sizeof(r));
+}
+
+void vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)
+{
+	XXH128_hash_t h = XXH3_128bits(vm->mem.host, vm->mem.size);
+	*lo = h.low64;
+	*hi = h.high64;
+}
+
+/*
+ * The asynchronous phase: console input, expired timers, then interrupt
+ * injection if the guest can take one now.  Returns true if an interrupt
+ * was injected.
+ */
+static bool async_phase(struct vm *vm, struct kvm_run *run, bool hint)
+{
+	struct platform *p = &vm->plat;
+	const struct nd_ops *ops = vm->nd->ops;
+	uint64_t deadline, now;
+
+	if (ops->poll_console) {
+		uint8_t buf[UART_FIFO_SIZE];
+		size_t room = uart_rx_room(&p->uart);
+		size_t n = room ? ops->poll_console(vm->nd, buf, room, hint) : 0;
+		if (n)
+			uart_receive(&p->uart, buf, n);
+	}
+	if (ops->poll_timers && vtimer_next(&p->timers, &deadline) &&
+	    ops->poll_timers(vm->nd, deadline, &now))
+		vtimer_run_due(&p->timers, now);
+
+	run->request_interrupt_window = 0;
+	if (!platform_intr_pending(p))
+		return false;
+	if (!(run->ready_for_interrupt_injection && run->if_flag)) {
+		run->request_interrupt_window = 1;
+		return false;
+	}
+	int vector = platform_intr_ack(p);
+	if (vector < 0)
+		return false;
+	if (vm->hooks.inject && vm->hooks.inject(vm->hooks.ctx, vm, (uint8_t)vector)) {
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", vm->detail);
+		return false;
+	}
+	return vm_inject(vm, (uint8_t)vector) == 0;
+}
+
+/* The asynchronous phase after a synchronous exit, or its replay. */
+static bool after_sync_exit(struct vm *vm, struct kvm_run *run, bool hint)
+{
+	if (vm->hooks.replay_async)
+		return vm->hooks.replay_async(vm->hooks.ctx, vm, true);
+	return async_phase(vm, run, hint);
+}
+
+/* An asynchronous exit: a signal or an interrupt window. */
+static void after_async_exit(struct vm *vm, struct kvm_run *run)
+{
+	vm->stats.async_exits++;
+	if (vm->hooks.replay_async) {
+		vm->hooks.replay_async(vm->hooks.ctx, vm, false);
+		return;
+	}
+	if (vm->defer_async)
+		return;
+	if (vm->hooks.async_exit)
+		vm->hooks.async_exit(vm->hooks.ctx, vm);
+	async_phase(vm, run, false);
+	if (vm->hooks.async_done)
+		vm->hooks.async_done(vm->hooks.ctx, vm);
+}
+
+/* HLT with interrupts enabled: wait (live) until something can wake it. */
+static void idle(struct vm *vm, struct kvm_run *run)
+{
+	uint64_t deadline;
+	for (bool first = true;; first = false) {
+		if ((first ? after_sync_exit(vm, run, true) : async_phase(vm, run, true)) || vm->stop)
+			return;
+		if (vm_stop_requested)
+			return;
+		if (vm->hooks.replay_async) {
+			vm_set_stop(vm, VM_STOP_DIVERGENCE, "divergence at exit %" PRIu64
+				    ": the guest halted, but the recording has no wake-up here",
+				    vm->stats.exits);
+			return;
+		}
+		bool has = vtimer_next(&vm->plat.timers, &deadline);
+		bool console = vm->console_open_fn && vm->console_open_fn(vm->console_ctx);
+		if (!has && !console) {
+			vm_set_stop(vm, VM_STOP_HALTED, "guest halted at exit %" PRIu64 " (RIP 0x%" PRIx64
+				 ") with no timer armed and no console input to wake it",
+				 vm->stats.exits, guest_rip(vm));
+			return;
+		}
+		vm->stats.halts_waited++;
+		if (vm->nd->ops->idle_wait)
+			vm->nd->ops->idle_wait(vm->nd, has, deadline);
+	}
+}
+
+static void check_device_stops(struct vm *vm)
+{
+	uint32_t v;
+	if (debug_exit_requested(&vm->plat.dbg, &v)) {
+		vm->guest_code = v;
+		vm_set_stop(vm, VM_STOP_DEBUG_EXIT, "guest wrote 0x%x to the debug-exit port 0x%x at exit %" PRIu64,
+			 v, DEV_DEBUG_EXIT, vm->stats.exits);
+	} else if (poweroff_requested(&vm->plat.dbg)) {
+		vm_set_stop(vm, VM_STOP_POWEROFF, "guest powered off at exit %" PRIu64, vm->stats.exits);
+	}
+}
+
+static void report_guest_error(struct vm *vm, struct kvm_run *run, const char *what)
+{
+	char bytes[80];
+	uint64_t rip = guest_rip(vm);
+	insn_bytes(vm, rip, bytes, sizeof(bytes));
+	vm_set_stop(vm, VM_STOP_GUEST_ERROR, "%s at RIP 0x%" PRIx64 " after exit %" PRIu64
+		 " (exit reason %u, suberror %u; instruction bytes: %s)", what, rip,
+		 vm->stats.exits, run->exit_reason,
+		 run->exit_reason == KVM_EXIT_INTERNAL_ERROR ? run->internal.suberror : 0,
+		 bytes[0] ? bytes : "unreadable");
+}
+
+int vm_run(struct vm *vm)
+{
+	struct kvm_run *run = vm->kvm.run;
+	char err[256];
+	uint64_t t0 = nd_host_mono_ns();
+
+	current_run = run;
+	if (!run)
+		return 0;
+	if (vm->host_timer && !vm->timer_created && setup_host_timer(vm, err, sizeof(err))) {
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", err);
+		return 0;
+	}
+
+	while (!vm->stop) {
+		uint64_t deadline;
+		if (vm_stop_requested) {
+			vm->stop_signal = vm_stop_requested;
+			vm_set_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s) after exit %" PRIu64,
+				 vm->stop_signal, strsignal(vm->stop_signal), vm->stats.exits);
+			break;
+		}
+		if (vm->host_timer) {
+			bool has = vtimer_next(&vm->plat.timers, &deadline);
+			if (vm->kick_bound_ns && vm->console_open_fn && vm->console_open_fn(vm->console_ctx)) {
+				/* Input may arrive while the guest runs without
+				 * exits: look at least every kick_bound_ns. */
+				uint64_t now = nd_host_mono_ns() - vm->timer_base_mono_ns;
+				uint64_t lim = now + vm->kick_bound_ns;
+				if (!has || deadline > lim) {
+					/* Round so that the timer is not re-armed at every exit. */
+					deadline = (lim / vm->kick_bound_ns + 1) * vm->kick_bound_ns;
+					has = true;
+				}
+			}
+			host_timer_set(vm, has, has ? deadline : 0);
+		}
+
+		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
+		run->immediate_exit = 0;
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				after_async_exit(vm, run);
+				continue;
+			}
+			vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "KVM_RUN after exit %" PRIu64 ": %s",
+				 vm->stats.exits, strerror(errno));
+			break;
+		}
+
+		struct vm_exit x = { .count = 1 };
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			if (run->io.size != 1 && run->io.size != 2 && run->io.size != 4) {
+				report_guest_error(vm, run, "port I/O of impossible size");
+				continue;
+			}
+			if (run->io.data_offset >= vm->kvm.run_size ||
+			    (uint64_t)run->io.size * run->io.count > vm->kvm.run_size - run->io.data_offset) {
+				vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "KVM reported port I/O data outside the run area");
+				continue;
+			}
+			x.kind = VMX_IO;
+			x.write = run->io.direction == KVM_EXIT_IO_OUT;
+			x.size = run->io.size;
+			x.addr = run->io.port;
+			x.count = run->io.count;
+			x.string = run->io.count != 1;
+			if (x.write)
+				x.value = bus_le_get((uint8_t *)run + run->io.data_offset, x.size);
+			handle_sync_exit(vm, run, &x);
+			break;
+		case KVM_EXIT_MMIO:
+			if (run->mmio.len == 0 || run->mmio.len > 8) {
+				report_guest_error(vm, run, "MMIO access of impossible size");
+				continue;
+			}
+			x.kind = VMX_MMIO;
+			x.write = run->mmio.is_write;
+			x.size = (uint8_t)run->mmio.len;
+			x.addr = run->mmio.phys_addr;
+			if (x.write)
+				x.value = bus_le_get(run->mmio.data, x.size);
+			handle_sync_exit(vm, run, &x);
+			break;
+		case KVM_EXIT_X86_RDMSR:
+		case KVM_EXIT_X86_WRMSR:
+			x.kind = VMX_MSR;
+			x.write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+			x.size = 8;
+			x.addr = run->msr.index;
+			x.value = x.write ? run->msr.data : 0;
+			handle_sync_exit(vm, run, &x);
+			break;
+		case KVM_EXIT_HLT:
+			x.kind = VMX_HLT;
+			handle_sync_exit(vm, run, &x);
+			check_device_stops(vm);
+			if (vm->stop)
+				break;
+			if (!run->if_flag) {
+				vm_set_stop(vm, VM_STOP_HALTED, "guest halted with interrupts disabled at exit %" PRIu64
+					 " (RIP 0x%" PRIx64 "): nothing can wake it", vm->stats.exits, guest_rip(vm));
+				break;
+			}
+			idle(vm, run);
+			continue;
+		case KVM_EXIT_IRQ_WINDOW_OPEN:
+		case KVM_EXIT_INTR:
+			after_async_exit(vm, run);
+			continue;
+		case KVM_EXIT_SHUTDOWN:
+			vm_set_stop(vm, VM_STOP_TRIPLE_FAULT, "guest triple-faulted (KVM_EXIT_SHUTDOWN) after exit %"
+				 PRIu64 ", RIP 0x%" PRIx64, vm->stats.exits, guest_rip(vm));
+			continue;
+		case KVM_EXIT_INTERNAL_ERROR:
+			report_guest_error(vm, run, "KVM could not emulate the guest's instruction");
+			continue;
+		case KVM_EXIT_FAIL_ENTRY:
+			vm_set_stop(vm, VM_STOP_GUEST_ERROR, "KVM could not enter the guest (hardware reason 0x%llx) after exit %"
+				 PRIu64, (unsigned long long)run->fail_entry.hardware_entry_failure_reason, vm->stats.exits);
+			continue;
+		case KVM_EXIT_SYSTEM_EVENT:
+			vm_set_stop(vm, VM_STOP_POWEROFF, "KVM system event %u after exit %" PRIu64,
+				 run->system_event.type, vm->stats.exits);
+			continue;
+		default:
+			report_guest_error(vm, run, "unexpected KVM exit");
+			continue;
+		}
+		if (vm->stop)
+			break;
+		check_device_stops(vm);
+		if (vm->stop)
+			break;
+		after_sync_exit(vm, run, x.kind == VMX_IO && x.addr >= DEV_COM1_PORT && x.addr < DEV_COM1_PORT + 8);
+	}
+	host_timer_set(vm, false, 0);
+	vm->stats.seconds = (double)(nd_host_mono_ns() - t0) / 1e9;
+	if (vm->serial_out && fflush(vm->serial_out) == EOF)
+		vm->serial_out_ok = false;
+	current_run = NULL;
+	return 0;
+}
+
+const char *vm_stop_name(enum vm_stop s)
+{
+	switch (s) {
+	case VM_STOP_NONE: return "running";
+	case VM_STOP_POWEROFF: return "poweroff";
+	case VM_STOP_DEBUG_EXIT: return "debug-exit";
+	case VM_STOP_TRIPLE_FAULT: return "triple-fault";
+	case VM_STOP_HALTED: return "halted";
+	case VM_STOP_SIGNAL: return "interrupted";
+	case VM_STOP_GUEST_ERROR: return "guest-error";
+	case VM_STOP_MONITOR_ERROR: return "monitor-error";
+	case VM_STOP_DIVERGENCE: return "divergence";
+	case VM_STOP_TRACE_END: return "end-of-recording";
+	}
+	return "?";
+}
+
+int vm_exit_status(const struct vm *vm)
+{
+	switch (vm->stop) {
+	case VM_STOP_POWEROFF: return 0;
+	case VM_STOP_DEBUG_EXIT: return (int)(((vm->guest_code << 1) | 1) & 0xff);
+	case VM_STOP_TRIPLE_FAULT: return 4;
+	case VM_STOP_GUEST_ERROR: return 6;
+	case VM_STOP_HALTED: return 8;
+	case VM_STOP_DIVERGENCE: return 10;
+	case VM_STOP_TRACE_END: return 0;
+	case VM_STOP_SIGNAL: return 128 + vm->stop_signal;
+	case VM_STOP_MONITOR_ERROR:
+	case VM_STOP_NONE:
+		return 2;
+	}
+	return 2;
+}

@@ -1,0 +1,164 @@
+/*
+ * vm.h - one guest: KVM, RAM, the platform, and the run loop.
+ *
+ * The run loop (vm_run) is the only code that enters the guest.  After each
+ * synchronous exit (port I/O, MMIO, HLT, MSR: the guest's own instruction
+ * caused it, so its position is deterministic) it increments the exit
+ * ordinal, lets the device handle it, then runs the asynchronous phase:
+ * console input, timer expiries and interrupt injection, each decided by the
+ * nondeterminism gateway (nd.h).  Asynchronous exits (a signal, an
+ * interrupt window) do not count as exits; they only run that phase.
+ */
+#ifndef DETVM_VM_H
+#define DETVM_VM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "guest_mem.h"
+#include "kvm.h"
+#include "loader.h"
+#include "nd.h"
+#include "platform.h"
+
+struct vm_config {
+	const char *kernel_path;
+	uint64_t mem_size;
+	const char *disk_path;     /* NULL: no disk */
+	bool disk_overlay;         /* writes stay in memory (record/replay) */
+	const char *cmdline;       /* NULL: empty */
+	bool force_multiboot;
+	/* Replay: the recorded CPUID table instead of this host's. */
+	const struct kvm_cpuid_entry2 *cpuid;
+	size_t cpuid_count;
+};
+
+enum vm_stop {
+	VM_STOP_NONE = 0,
+	VM_STOP_POWEROFF,      /* guest powered off (ACPI PM1a SLP_EN) */
+	VM_STOP_DEBUG_EXIT,    /* guest wrote to the debug-exit port */
+	VM_STOP_TRIPLE_FAULT,  /* KVM_EXIT_SHUTDOWN */
+	VM_STOP_HALTED,        /* HLT that nothing can ever wake */
+	VM_STOP_SIGNAL,        /* SIGINT/SIGTERM */
+	VM_STOP_GUEST_ERROR,   /* KVM could not run the guest (emulation failure...) */
+	VM_STOP_MONITOR_ERROR, /* a host call failed */
+	VM_STOP_DIVERGENCE,    /* replay: the guest did not do what was recorded */
+	VM_STOP_TRACE_END,     /* replay: the recording ends here (stopped by its user, or cut short) */
+};
+
+/* Kinds of synchronous exit, as counted and (later) recorded. */
+enum vm_exit_kind { VMX_IO, VMX_MMIO, VMX_HLT, VMX_MSR, VMX_LANDMARK, VMX_NKINDS };
+
+struct vm_exit {
+	enum vm_exit_kind kind;
+	bool write;
+	uint8_t size;     /* bytes per element */
+	bool string;      /* rep ins/outs */
+	uint32_t count;   /* elements (string I/O) */
+	uint64_t addr;    /* port, physical address or MSR index */
+	uint64_t value;   /* written value (first element) */
+};
+
+struct vm;
+
+/* Observers used by the recorder and the replayer; all optional. */
+struct vm_hooks {
+	/* Exit number vm->stats.exits has been decoded, before its device
+	 * runs; return non-zero to stop (VM_STOP_DIVERGENCE, message in
+	 * vm->detail). */
+	int (*exit)(void *ctx, struct vm *vm, const struct vm_exit *x);
+	/* An interrupt is about to be injected (live decision). */
+	int (*inject)(void *ctx, struct vm *vm, uint8_t vector);
+	/* An asynchronous exit (signal, interrupt window) happened and its
+	 * asynchronous phase is about to run (recorder: landmark); after it
+	 * async_done() is called. */
+	void (*async_exit)(void *ctx, struct vm *vm);
+	void (*async_done)(void *ctx, struct vm *vm);
+	/*
+	 * Replay: replaces the asynchronous phase.  Called after each exit
+	 * (sync: true) and after asynchronous exits; applies what the trace
+	 * says happened there.  Returns true if it injected an interrupt.
+	 */
+	bool (*replay_async)(void *ctx, struct vm *vm, bool sync);
+	void *ctx;
+};
+
+struct vm_stats {
+	uint64_t exits;                 /* synchronous exits (the ordinal) */
+	uint64_t by_kind[VMX_NKINDS];
+	uint64_t async_exits;           /* signals and interrupt windows */
+	uint64_t injections;
+	uint64_t halts_waited;
+	double seconds;
+};
+
+struct vm {
+	struct kvm kvm;
+	struct guest_mem mem;
+	void *ram;
+	struct platform plat;
+	struct nd *nd;
+	struct blockdev *bd;
+	struct boot_cpu boot;
+	FILE *serial_out;
+	bool serial_out_ok;
+	bool host_timer;         /* arm a host timer for vtimer deadlines (live/record) */
+	uint64_t kick_bound_ns;  /* while console input may come, kick at least this often */
+	bool defer_async;        /* record without a progress counter: async work only at sync exits */
+	int console_open;        /* console input may still arrive */
+	int (*console_open_fn)(void *ctx);
+	void *console_ctx;
+	struct vm_hooks hooks;
+	struct vm_stats stats;
+	enum vm_stop stop;
+	uint32_t guest_code;     /* debug-exit value */
+	int stop_signal;
+	char detail[512];        /* human-readable reason for the stop */
+	/* host timer */
+	timer_t timer;
+	bool timer_created, timer_armed;
+	uint64_t timer_deadline;
+	uint64_t timer_base_mono_ns;
+};
+
+/* Create the VM and load the kernel.  serial_out receives COM1 output. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
+	      FILE *serial_out, char *err, size_t errlen);
+void vm_destroy(struct vm *vm);
+
+/* Run until the guest stops.  vm->stop says why; returns 0 (always). */
+int vm_run(struct vm *vm);
+
+/* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
+int vm_arm_kick(struct vm *vm, uint64_t ns);
+
+/* Stop the run (from a hook); the first stop wins. */
+void vm_set_stop(struct vm *vm, enum vm_stop s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Inject vector now (replay); 0 or -1 with the stop set. */
+int vm_inject(struct vm *vm, uint8_t vector);
+/* Can the vCPU take an interrupt at this exit? */
+bool vm_can_inject(const struct vm *vm);
+/* XXH3-64 of the general-purpose registers; XXH3-128 of guest RAM. */
+uint64_t vm_regs_hash(struct vm *vm);
+void vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
+
+/* The process exit status for a stop (documented in `detvm run --help`). */
+int vm_exit_status(const struct vm *vm);
+const char *vm_stop_name(enum vm_stop s);
+
+/* Request a stop from a signal handler (async-signal-safe). */
+void vm_request_stop(int signo);
+extern volatile sig_atomic_t vm_stop_requested;
+
+/* Parse a memory size ("128M", "1G", "4096K", "2147483648"); 0 or -1. */
+int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen);
+
+#define VM_MEM_DEFAULT (128ULL << 20)
+#define VM_MEM_MIN     (2ULL << 20)
+#define VM_MEM_MAX     (64ULL << 30)
+
+#endif
