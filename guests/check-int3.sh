@@ -4,8 +4,10 @@
 # .text is 64-bit code, .text32 is the 32-bit multiboot entry.
 set -e
 elf="$1"
+# shellcheck disable=SC2016 # '$0x3' is AT&T syntax, not a shell expansion
+pattern='[[:space:]](int3|int[[:space:]]+\$0x3)([[:space:]]|$)'
 bad=$( { objdump -d -j .text "$elf"; objdump -d -M i386 -j .text32 "$elf"; } |
-	grep -E '[[:space:]](int3|int[[:space:]]+\$0x3)([[:space:]]|$)' || true)
+	grep -E "$pattern" || true)
 if [ -n "$bad" ]; then
 	echo "$elf: contains int3:" >&2
 	echo "$bad" >&2

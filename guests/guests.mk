@@ -6,6 +6,7 @@
 # Integer-only code for baseline x86-64, and never an int3 instruction
 # (guests/check-int3.sh runs on every link).
 
+BUILD         ?= build
 GUEST_CC      := gcc
 GUEST_DIR     := guests
 GUEST_OBJDIR  := $(BUILD)/guests/obj

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdlib.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "recorder/exit_event.h"
 #include "recorder/recording.h"
@@ -157,6 +160,13 @@ static int hook_inject(void *ctx, struct vm *vm, uint8_t vector)
 {
 	struct recorder *r = ctx;
 	(void)vm;
+	if (r->perturb_us) {
+		/* Test aid (DETVM_PERTURB_US): a random host delay before each
+		 * injection, so that recordings of one guest differ. */
+		uint32_t x;
+		if (getrandom(&x, sizeof(x), 0) == (ssize_t)sizeof(x))
+			usleep(x % r->perturb_us);
+	}
 	struct trace_event ev = { .type = TRACE_EV_IRQ, .irq.vector = vector };
 	append(r, &ev);
 	return r->failed;
@@ -186,6 +196,8 @@ void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind 
 	r->live = live;
 	r->progress = progress;
 	r->digest_interval = digest_interval;
+	const char *p = getenv("DETVM_PERTURB_US");
+	r->perturb_us = p ? (uint32_t)strtoul(p, NULL, 10) : 0;
 }
 
 void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)

@@ -36,6 +36,7 @@ struct recorder {
 	bool landmark_pending;
 	bool failed;
 	uint64_t landmarks;
+	uint32_t perturb_us;      /* DETVM_PERTURB_US: random delay before injections (tests) */
 };
 
 void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind progress,

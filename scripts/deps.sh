@@ -6,7 +6,7 @@
 set -e
 need=""
 for p in gcc make libzstd-dev libxxhash-dev libsqlite3-dev libcmocka-dev nettle-dev \
-         qemu-system-x86 gdb sqlite3; do
+         qemu-system-x86 gdb sqlite3 bc; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

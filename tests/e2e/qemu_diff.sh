@@ -36,7 +36,12 @@ DETVM=${DETVM:-build/detvm}
 DETVM_BOOT=${DETVM_BOOT:-}
 GDIR=build/guests
 
-all_guests=$(for f in guests/*.c; do basename "$f" .c; done)
+if [ $# -gt 0 ]; then
+	guests=("$@")
+else
+	guests=()
+	for f in guests/*.c; do guests+=("$(basename "$f" .c)"); done
+fi
 
 if [ ! -x "$DETVM" ] || [ ! -d "$GDIR" ]; then
 	make --no-print-directory -s "$DETVM" guests >/dev/null 2>&1 || true
@@ -129,7 +134,7 @@ run_guest() {
 	append=$(guest_append "$name")
 	case "$QEMU_MACHINE" in
 	microvm)
-		qargs+=(-M microvm,auto-kernel-cmdline=off -global virtio-mmio.force-legacy=false)
+		qargs+=(-M "microvm,auto-kernel-cmdline=off" -global "virtio-mmio.force-legacy=false")
 		# detvm always offers a virtio-rng; so does this QEMU.
 		qargs+=(-device virtio-rng-device)
 		;;
@@ -148,7 +153,7 @@ run_guest() {
 	disk)
 		truncate -s 1M "$d/qemu.img" "$d/detvm.img"
 		qargs+=(-drive "if=none,id=d0,file=$d/qemu.img,format=raw"
-			-device virtio-blk-device,drive=d0)
+			-device "virtio-blk-device,drive=d0")
 		dargs+=(--disk "$d/detvm.img")
 		;;
 	echo)
@@ -209,12 +214,12 @@ run_guest() {
 }
 
 if ! command -v "$QEMU" >/dev/null 2>&1; then
-	for g in ${*:-$all_guests}; do
+	for g in "${guests[@]}"; do
 		echo "SKIP $g: $QEMU is not installed"
 		skip=$((skip + 1))
 	done
 else
-	for g in ${*:-$all_guests}; do
+	for g in "${guests[@]}"; do
 		run_guest "$g"
 	done
 fi

@@ -572,7 +572,7 @@ static void test_restore_timer(void **state)
 	lapic_init(&l, &fake_nd, &timers, eoi_cb, NULL);
 	assert_false(vtimer_next(&timers, &d));
 	memcpy(&l.state, &saved, sizeof(saved));
-	lapic_restore_timer(&l);
+	lapic_state_restored(&l);
 	assert_int_equal(next_deadline(), 1007);
 	fake_now = 507;
 	assert_int_equal(rd(0x390), 500);

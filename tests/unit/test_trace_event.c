@@ -474,7 +474,8 @@ static size_t craft(uint8_t *b, uint16_t major, uint16_t minor,
 	put_le16(b + 8, major);
 	put_le16(b + 10, minor);
 	put_le32(b + 12, blen);
-	memcpy(b + 16, body, blen);
+	if (blen)
+		memcpy(b + 16, body, blen);
 	put_le64(b + 16 + blen, XXH3_64bits(b, 16 + blen));
 	return 16 + blen + 8;
 }

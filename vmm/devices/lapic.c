@@ -244,7 +244,7 @@ static void timer_disarm(struct lapic *l)
 	vtimer_disarm(&l->timer);
 }
 
-void lapic_restore_timer(struct lapic *l)
+void lapic_state_restored(struct lapic *l)
 {
 	if (l->state.timer_armed)
 		vtimer_arm(&l->timer, l->state.timer_deadline);
@@ -295,7 +295,7 @@ static void timer_fire(void *dev, uint64_t now)
 	if (l->state.timer_armed && l->state.timer_deadline <= now)
 		timer_expire(l, now);
 	else
-		lapic_restore_timer(l);	/* stale vtimer: resynchronise */
+		lapic_state_restored(l);	/* stale vtimer: resynchronise */
 }
 
 /* Take a time sample, processing an expiry that is already due. */

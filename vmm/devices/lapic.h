@@ -52,7 +52,7 @@ struct lapic_state {
 	/*
 	 * The timer's pending expiry.  Mirrored into `timer` (the vtimer),
 	 * which is not part of the POD state: after a checkpoint restore call
-	 * lapic_restore_timer() to re-arm the vtimer from these.
+	 * lapic_state_restored() to re-arm the vtimer from these.
 	 */
 	uint64_t timer_deadline;
 	uint32_t timer_armed;
@@ -81,6 +81,6 @@ void lapic_accept(struct lapic *l, uint8_t vector);
 /* Does the 8259's INTR reach the CPU (LINT0 unmasked ExtINT)? */
 bool lapic_accepts_pic(const struct lapic *l);
 /* Re-arm (or disarm) the vtimer from l->state, e.g. after restoring it. */
-void lapic_restore_timer(struct lapic *l);
+void lapic_state_restored(struct lapic *l);
 
 #endif

@@ -9,6 +9,10 @@
  *
  * The CPU side: pic_has_interrupt() is the INTR pin; pic_acknowledge() is the
  * INTA cycle and returns the vector.
+ *
+ * After pic_init() both chips are set up as a BIOS leaves them (vectors
+ * 0x08 and 0x70, cascade on IRQ 2) but with every line masked; ELCR all
+ * edge.  Wider port accesses act byte by byte on successive ports.
  */
 #ifndef DETVM_PIC_H
 #define DETVM_PIC_H

@@ -10,7 +10,10 @@
  * CMOS bytes are 128 bytes of RAM; the memory-size bytes 0x34/0x35 and
  * 0x5b..0x5d are filled as QEMU does.  Port 0x70 bit 7 (NMI mask) is kept but
  * has no effect.  Update-ended and alarm interrupts are not generated
- * (documented); periodic interrupts are not generated either.
+ * (documented); periodic interrupts are not generated either, and register
+ * C always reads 0.  While B.SET is 1 the clock registers are frozen RAM;
+ * clearing SET makes them the time.  Dates are clamped to 1900..2199; the
+ * day of week is computed from the date (writes to it are ignored).
  */
 #ifndef DETVM_RTC_H
 #define DETVM_RTC_H

@@ -6,8 +6,11 @@
  * with uart_receive() (console input comes through the nondeterminism
  * gateway, never read here).  Implements DLAB/divisor latch, IER, IIR with
  * FIFO bits, FCR (FIFO enable and clear), LCR, MCR (incl. loopback and OUT2),
- * LSR, MSR, SCR; interrupts for received data and THR empty, raised on the
- * irq line as a level while pending and enabled.
+ * LSR, MSR, SCR; interrupts for received data and THR empty (and receiver
+ * line status and modem status), raised on the irq line as a level while
+ * pending and enabled - and, as on a PC, only while MCR.OUT2 is set.  In
+ * loopback uart_rx_room() is 0, so console input waits instead of being lost.
+ * Wider accesses act byte by byte on successive registers.
  */
 #ifndef DETVM_UART_H
 #define DETVM_UART_H

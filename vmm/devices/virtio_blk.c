@@ -144,8 +144,9 @@ static int blk_handle(void *dev, int queue, struct virtio_chain *c)
 							 : VIRTIO_BLK_S_IOERR;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
-		written = virtio_chain_copy_to(c, 0, blk_id,
-					       wlen - 1 < BLK_ID_BYTES ? wlen - 1 : BLK_ID_BYTES);
+		/* The ID is truncated to the buffer, not refused. */
+		written = wlen - 1 < BLK_ID_BYTES ? wlen - 1 : BLK_ID_BYTES;
+		virtio_chain_copy_to(c, 0, blk_id, (size_t)written);
 		status = VIRTIO_BLK_S_OK;
 		break;
 	default:

@@ -1,0 +1,122 @@
+# t_record.sh - record and replay: every guest replays three times with
+# identical output and digests; perturbed recordings differ and each
+# replays; tampering is detected; a killed recorder leaves a readable prefix;
+# an untrapped TSC read is reported as a divergence.  Sourced by run.sh.
+
+R=$TMP/rec
+TT=tests/e2e/tracetool.py
+printf 'typed at the console\n' > "$TMP/echo-in.txt"
+truncate -s 1M "$TMP/rr-disk.img"
+
+rr_guest() {  # rr_guest NAME [record args...]
+	g=$1; shift
+	rm -rf "$R-$g"
+	"$DETVM" record -o "$R-$g" --kernel $G/$g.elf "$@" >"$TMP/$g.rec.out" 2>"$TMP/$g.rec.err" </dev/null
+	rc=$?
+	if ! grep -q "recorded $R-$g" "$TMP/$g.rec.err"; then
+		bad "record $g" "status $rc" "$(tail -3 "$TMP/$g.rec.err" | tr '\n' '|')"; return
+	fi
+	ok "record $g (status $rc)"
+	for i in 1 2 3; do
+		"$DETVM" replay "$R-$g" >"$TMP/$g.rep$i.out" 2>"$TMP/$g.rep$i.err"; prc=$?
+		if [ $prc -ne 0 ] || ! grep -q "replay matches the recording" "$TMP/$g.rep$i.err"; then
+			bad "replay $g #$i" "status $prc" "$(grep replay: "$TMP/$g.rep$i.err" | head -2 | tr '\n' '|')"; return
+		fi
+		if ! cmp -s "$TMP/$g.rec.out" "$TMP/$g.rep$i.out"; then
+			bad "replay $g #$i: serial output identical" "$(diff "$TMP/$g.rec.out" "$TMP/$g.rep$i.out" | head -4 | tr '\n' '|')"; return
+		fi
+		grep -o "final digest [0-9a-f]*" "$TMP/$g.rep$i.err" > "$TMP/$g.dig$i"
+	done
+	if cmp -s "$TMP/$g.dig1" "$TMP/$g.dig2" && cmp -s "$TMP/$g.dig1" "$TMP/$g.dig3"; then
+		ok "replay $g x3: identical output, final register and memory digests"
+	else
+		bad "replay $g x3: identical digests"
+	fi
+}
+
+rr_guest hello --append "greeting=rr"
+rr_guest ticks --append "ticks=10"
+rr_guest rtc
+rr_guest rng
+rr_guest disk --disk "$TMP/rr-disk.img"
+rr_guest fault
+rr_guest triple
+rr_guest spin
+rr_guest memloop
+rr_guest echo --serial-in "$TMP/echo-in.txt"
+
+# spin and memloop must have needed forced exits, reached exactly.
+for g in spin memloop; do
+	n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/$g.rep1.err")
+	[ "${n:-0}" -gt 0 ] && ok "$g replay reached $n forced exits exactly" || bad "$g replay reached forced exits" "$(tail -1 "$TMP/$g.rep1.err")"
+done
+# The disk image is untouched by recording (writes stay in the overlay).
+grep -q "detvm-disk-pattern" "$TMP/rr-disk.img" && bad "recording leaves the disk image unchanged" || ok "recording leaves the disk image unchanged"
+
+# --- timing perturbation: load on the other core, random delays -------------
+( end=$(( $(date +%s) + 20 )); while [ "$(date +%s)" -lt $end ]; do :; done ) &
+loadpid=$!
+for i in 1 2; do
+	rm -rf "$R-p$i"
+	DETVM_PERTURB_US=2000 "$DETVM" record -o "$R-p$i" --kernel $G/spin.elf >"$TMP/p$i.out" 2>"$TMP/p$i.err" </dev/null
+done
+kill $loadpid 2>/dev/null; wait $loadpid 2>/dev/null
+if cmp -s "$R-p1/trace" "$R-p2/trace"; then
+	bad "perturbed recordings differ"
+else
+	ok "perturbed recordings differ"
+fi
+for i in 1 2; do
+	"$DETVM" replay "$R-p$i" >"$TMP/pr$i.out" 2>"$TMP/pr$i.err"; prc=$?
+	if [ $prc -eq 0 ] && cmp -s "$TMP/p$i.out" "$TMP/pr$i.out"; then ok "perturbed recording $i replays exactly"
+	else bad "perturbed recording $i replays exactly" "status $prc: $(grep replay: "$TMP/pr$i.err" | head -1)"; fi
+done
+
+# --- never overwrite a recording without --force -----------------------------
+"$DETVM" record -o "$R-hello" --kernel $G/hello.elf >/dev/null 2>"$TMP/ow.err"; RC=$?
+OUT=/dev/null; ERR=$TMP/ow.err
+expect "record refuses to overwrite an existing recording" 2 "" "already exists"
+"$DETVM" record -o "$R-hello" --force --kernel $G/hello.elf >/dev/null 2>"$TMP/ow2.err"; RC=$?
+ERR=$TMP/ow2.err
+expect "record --force overwrites" 1 "" "recorded"
+
+# --- verify and tampering ----------------------------------------------------
+"$DETVM" verify "$R-spin" >"$TMP/v.out" 2>&1; RC=$?; OUT=$TMP/v.out; ERR=$TMP/v.out
+expect "verify an intact recording" 0 "intact and complete"
+nframes=$(python3 $TT frames "$R-spin/trace" | wc -l)
+[ "$nframes" -ge 3 ] && ok "spin recording has $nframes frames" || bad "spin recording has several frames" "$nframes"
+
+cp -r "$R-spin" "$R-flip"; python3 $TT flip "$R-flip/trace" 1
+"$DETVM" verify "$R-flip" >"$TMP/vf.out" 2>&1; RC=$?; OUT=$TMP/vf.out; ERR=$TMP/vf.out
+expect "verify detects a flipped byte" 2 "" "frame 1 at offset"
+"$DETVM" replay "$R-flip" >/dev/null 2>"$TMP/rf.err"; RC=$?; OUT=/dev/null; ERR=$TMP/rf.err
+expect "replay reports a flipped byte" 2 "" "damaged"
+
+cp -r "$R-spin" "$R-rm"; python3 $TT remove "$R-rm/trace" 1
+"$DETVM" verify "$R-rm" >"$TMP/vr.out" 2>&1; RC=$?; OUT=$TMP/vr.out; ERR=$TMP/vr.out
+expect "verify detects a removed frame" 2 "" "frame"
+
+cp -r "$R-spin" "$R-cut"; sz=$(stat -c %s "$R-cut/trace"); truncate -s $((sz * 2 / 3)) "$R-cut/trace"
+"$DETVM" verify "$R-cut" >"$TMP/vc.out" 2>&1; RC=$?; OUT=$TMP/vc.out; ERR=$TMP/vc.out
+expect "verify reports a truncated recording as cut short" 1 "cut short"
+"$DETVM" replay "$R-cut" >"$TMP/rc.out" 2>"$TMP/rc.err"; RC=$?; OUT=$TMP/rc.out; ERR=$TMP/rc.err
+expect "replay of a truncated recording replays its prefix" 3 "" "cut short"
+
+cp "$TMP/rr-disk.img" "$TMP/other.img"; printf 'x' | dd of="$TMP/other.img" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$DETVM" replay "$R-disk" --disk "$TMP/other.img" >/dev/null 2>"$TMP/od.err"; RC=$?; OUT=/dev/null; ERR=$TMP/od.err
+expect "replay refuses another disk image" 2 "" "is not the one recorded"
+
+# --- kill -9 of the recorder leaves a readable prefix ------------------------
+rm -rf "$R-killed"
+"$DETVM" record -o "$R-killed" --kernel $G/ticks.elf --append "ticks=100000" >/dev/null 2>&1 </dev/null &
+kpid=$!; sleep 2; kill -9 $kpid; wait $kpid 2>/dev/null
+"$DETVM" verify "$R-killed" >"$TMP/vk.out" 2>&1; RC=$?; OUT=$TMP/vk.out; ERR=$TMP/vk.out
+expect "verify after kill -9: intact prefix, cut short" 1 "cut short"
+"$DETVM" replay "$R-killed" >/dev/null 2>"$TMP/rk.err"; RC=$?; OUT=/dev/null; ERR=$TMP/rk.err
+expect "replay after kill -9 replays the prefix" 3 "" "replayed its complete prefix"
+
+# --- a guest acting on the untrapped TSC is reported, not replayed silently --
+rm -rf "$R-tsc"
+"$DETVM" record -o "$R-tsc" --kernel $G/tsc.elf >/dev/null 2>&1 </dev/null
+"$DETVM" replay "$R-tsc" >/dev/null 2>"$TMP/rt.err"; RC=$?; OUT=/dev/null; ERR=$TMP/rt.err
+expect "replay reports the TSC guest's divergence" 10 "" "divergence at exit [0-9]*: expected"
