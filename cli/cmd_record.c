@@ -18,6 +18,7 @@ static const char record_help[] =
 	"  --force              overwrite an existing recording REC\n"
 	"  --digest-interval N  exits between register+memory digests (default 100000; 0: only at the end)\n"
 	"  --landmark-bound MS  longest exit-free run while console input may be pending (default 5)\n"
+	"  --frame-bytes N      uncompressed bytes per trace frame (default 65536; 256..8388608)\n"
 	"%s"
 	"The disk image is never written while recording: guest writes stay in memory,\n"
 	"so that the image still matches the recording for replay.\n"
@@ -37,6 +38,7 @@ int cmd_record(int argc, char **argv)
 	const char *out_path = NULL;
 	bool force = false;
 	uint64_t digest_interval = RECORD_DIGEST_INTERVAL, bound_ms = RECORD_LANDMARK_BOUND / 1000000;
+	uint64_t frame_bytes = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -48,6 +50,14 @@ int cmd_record(int argc, char **argv)
 			out_path = argv[++i];
 		} else if (strcmp(a, "--force") == 0) {
 			force = true;
+		} else if (strcmp(a, "--frame-bytes") == 0 && i + 1 < argc) {
+			char *end;
+			frame_bytes = strtoull(argv[i + 1], &end, 10);
+			if (!*argv[i + 1] || *end || frame_bytes < 256 || frame_bytes > (8u << 20)) {
+				fprintf(stderr, "detvm record: --frame-bytes %s: expected 256..8388608\n", argv[i + 1]);
+				return 2;
+			}
+			i++;
 		} else if ((strcmp(a, "--digest-interval") == 0 || strcmp(a, "--landmark-bound") == 0) && i + 1 < argc) {
 			char *end;
 			uint64_t v = strtoull(argv[i + 1], &end, 10);
@@ -125,7 +135,7 @@ int cmd_record(int argc, char **argv)
 	sigaddset(&stops, SIGHUP);
 	sigaddset(&stops, SIGRTMIN + 1);
 	pthread_sigmask(SIG_BLOCK, &stops, &old);
-	struct trace_writer_opts wopts = { .async = true, .force = force };
+	struct trace_writer_opts wopts = { .async = true, .force = force, .frame_bytes = (size_t)frame_bytes };
 	struct trace_writer *w = trace_writer_open(trace_path, h, &wopts, err, sizeof(err));
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	trace_header_free(h);

@@ -105,14 +105,27 @@ static bool rec_poll_timers(struct nd *nd, uint64_t deadline, uint64_t *now)
 	return true;
 }
 
+/*
+ * Close the current frame so that a killed recorder loses little: after
+ * RECORD_FLUSH_NS once a few KiB are pending, and after RECORD_FLUSH_MAX_NS
+ * whatever is pending.  Flushing a near-empty frame every 100 ms would cost
+ * ~100 bytes of frame header each time and make an idle guest's trace ~6x
+ * larger (bench/trace_bench.c).
+ */
 static void maybe_flush(struct recorder *r)
 {
 	uint64_t now = nd_host_mono_ns();
-	if (r->w && now - r->last_flush_ns >= RECORD_FLUSH_NS) {
-		r->last_flush_ns = now;
-		if (trace_writer_flush(r->w))
-			record_fail(r);
-	}
+	uint64_t age = now - r->last_flush_ns;
+	if (!r->w || age < RECORD_FLUSH_NS)
+		return;
+	struct trace_writer_stats st;
+	trace_writer_stats(r->w, &st);
+	if (st.pending_events == 0 ||
+	    (st.pending_bytes < RECORD_FLUSH_MIN_BYTES && age < RECORD_FLUSH_MAX_NS))
+		return;
+	r->last_flush_ns = now;
+	if (trace_writer_flush(r->w))
+		record_fail(r);
 }
 
 static void rec_idle_wait(struct nd *nd, bool has_deadline, uint64_t deadline)

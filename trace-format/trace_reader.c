@@ -242,6 +242,7 @@ static int check_events(struct trace_reader *r,
 			bool *has_end)
 {
 	uint64_t tprev = 0, tlast = r->time_last;
+	struct trace_event end = { 0 };
 	uint32_t exits = 0;
 	size_t pos = 0;
 
@@ -270,14 +271,7 @@ static int check_events(struct trace_reader *r,
 				return frame_err(r, fh->seq, off,
 						 "event %llu: END record is not the last event",
 						 (unsigned long long)(fh->first_event + i));
-			if (ev.end.total_events != fh->first_event + fh->events ||
-			    ev.end.total_exits != fh->exit_base + fh->exits)
-				return frame_err(r, fh->seq, off,
-						 "END record totals (%llu events, %llu exits) do not match the trace (%llu, %llu)",
-						 (unsigned long long)ev.end.total_events,
-						 (unsigned long long)ev.end.total_exits,
-						 (unsigned long long)(fh->first_event + fh->events),
-						 (unsigned long long)(fh->exit_base + fh->exits));
+			end = ev;
 			*has_end = true;
 		}
 		pos += used;
@@ -290,6 +284,14 @@ static int check_events(struct trace_reader *r,
 		return frame_err(r, fh->seq, off,
 				 "payload holds %u exits, header says %u", exits,
 				 fh->exits);
+	if (*has_end && (end.end.total_events != fh->first_event + fh->events ||
+			 end.end.total_exits != fh->exit_base + fh->exits))
+		return frame_err(r, fh->seq, off,
+				 "END record totals (%llu events, %llu exits) do not match the trace (%llu, %llu)",
+				 (unsigned long long)end.end.total_events,
+				 (unsigned long long)end.end.total_exits,
+				 (unsigned long long)(fh->first_event + fh->events),
+				 (unsigned long long)(fh->exit_base + fh->exits));
 	r->time_last = tlast;
 	r->time_known = true;
 	return 0;

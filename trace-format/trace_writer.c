@@ -402,4 +402,6 @@ void trace_writer_stats(const struct trace_writer *w,
 	st->raw_bytes = w->sink.raw_bytes;
 	st->file_bytes = w->sink.off;
 	st->queue_waits = w->queue_waits;
+	st->pending_events = w->cur->events;
+	st->pending_bytes = w->cur->len;
 }

@@ -41,7 +41,7 @@ rr_guest rng
 rr_guest disk --disk "$TMP/rr-disk.img"
 rr_guest fault
 rr_guest triple
-rr_guest spin
+rr_guest spin --frame-bytes 512
 rr_guest memloop
 rr_guest echo --serial-in "$TMP/echo-in.txt"
 

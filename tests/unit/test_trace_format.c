@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "trace-format/trace_internal.h"
 
@@ -1298,6 +1299,111 @@ static void test_garbage_tails(void **state)
 	free(b);
 }
 
+/*
+ * Replace the last frame's payload with `raw` (events/exits as given),
+ * keeping every checksum and the chain valid: what a buggy or hostile
+ * writer could produce.  The reader must refuse it, not misread it.
+ */
+static void craft_last(const char *out, const uint8_t *b,
+		       const struct fidx *last, const uint8_t *raw,
+		       size_t rawlen, uint32_t events, uint32_t exits)
+{
+	size_t cap = ZSTD_compressBound(rawlen), comp, pos;
+	uint8_t *n = malloc(last->off + TRACE_FRAME_HDR_SIZE + cap +
+			    TRACE_TRAILER_SIZE);
+	uint8_t *fh, chain[TRACE_HASH_SIZE];
+
+	assert_non_null(n);
+	memcpy(n, b, last->off + TRACE_FRAME_HDR_SIZE);
+	fh = n + last->off;
+	comp = ZSTD_compress(fh + TRACE_FRAME_HDR_SIZE, cap, raw, rawlen, 1);
+	assert_false(ZSTD_isError(comp));
+	put_le32(fh + FH_EVENTS, events);
+	put_le32(fh + FH_EXITS, exits);
+	put_le32(fh + FH_COMP_LEN, (uint32_t)comp);
+	put_le32(fh + FH_RAW_LEN, (uint32_t)rawlen);
+	put_le64(fh + FH_PAYLOAD_XXH, XXH3_64bits(fh + TRACE_FRAME_HDR_SIZE, comp));
+	put_le64(fh + FH_HDR_XXH, trace_frame_hdr_xxh(fh, TRACE_FRAME_HDR_SIZE));
+	trace_sha256_2(fh, TRACE_FRAME_HDR_SIZE + comp, NULL, 0, chain);
+	pos = last->off + TRACE_FRAME_HDR_SIZE + comp;
+	trace_trailer_pack(last->seq + 1, chain, n + pos);
+	spew(out, n, pos + TRACE_TRAILER_SIZE);
+	free(n);
+}
+
+static void test_crafted_payloads(void **state)
+{
+	struct trace_writer_opts o = { .frame_bytes = 300 };
+	struct fidx fx[64];
+	struct readres rr;
+	char p[128], c[128], want[256];
+	size_t len, nf, rawlen;
+	uint8_t *b, raw[4096];
+	const struct fidx *last;
+	uint32_t comp, exits;
+
+	(void)state;
+	tpath(p, sizeof(p), "craft.trc");
+	tpath(c, sizeof(c), "crafted.trc");
+	write_n(p, 200, &o, 0, true, NULL);
+	nf = index_frames(p, fx, 64);
+	last = &fx[nf - 1];
+	b = slurp(p, &len);
+	comp = get_le32(b + last->off + FH_COMP_LEN);
+	rawlen = ZSTD_decompress(raw, sizeof(raw) - 1,
+				 b + last->off + TRACE_FRAME_HDR_SIZE, comp);
+	assert_false(ZSTD_isError(rawlen));
+	exits = get_le32(b + last->off + FH_EXITS);
+
+	/* The unchanged payload re-crafted: still a valid trace. */
+	craft_last(c, b, last, raw, rawlen, last->events, exits);
+	read_check(c, 200, &rr);
+	assert_true(rr.ret == 0 && rr.complete);
+
+	raw[rawlen] = TRACE_EV_EXIT_HLT;
+	craft_last(c, b, last, raw, rawlen + 1, last->events + 1, exits + 1);
+	expect_corrupt(c, "END record is not the last event");
+
+	raw[rawlen] = 0;
+	craft_last(c, b, last, raw, rawlen + 1, last->events, exits);
+	snprintf(want, sizeof(want), "frame %llu at offset %llu: 1 payload bytes after the last of %u events",
+		 (unsigned long long)last->seq, (unsigned long long)last->off,
+		 last->events);
+	expect_corrupt(c, want);
+
+	craft_last(c, b, last, raw, rawlen, last->events, exits + 1);
+	expect_corrupt(c, "payload holds");
+
+	raw[0] ^= 0x40;
+	craft_last(c, b, last, raw, rawlen, last->events, exits);
+	raw[0] ^= 0x40;
+	snprintf(want, sizeof(want), "event %llu (payload byte 0): unknown event type",
+		 (unsigned long long)last->first_event);
+	expect_corrupt(c, want);
+
+	/* END's total_events is the varint right before its 24 hash bytes. */
+	raw[rawlen - 25]++;
+	craft_last(c, b, last, raw, rawlen, last->events, exits);
+	raw[rawlen - 25]--;
+	expect_corrupt(c, "END record totals");
+
+	/* Virtual time going back across a frame boundary. */
+	memmove(raw + 2, raw, rawlen);
+	raw[0] = TRACE_EV_CLOCK;
+	raw[1] = 0;
+	craft_last(c, b, last, raw, rawlen + 2, last->events + 1, exits);
+	snprintf(want, sizeof(want), "event %llu: virtual time goes backwards",
+		 (unsigned long long)last->first_event);
+	expect_corrupt(c, want);
+
+	/* A trailer miscounting the frames, with a valid checksum. */
+	memcpy(raw, b + len - TRACE_TRAILER_SIZE, TRACE_TRAILER_SIZE);
+	trace_trailer_pack(nf + 1, raw + TR_HASH, b + len - TRACE_TRAILER_SIZE);
+	spew(c, b, len);
+	expect_corrupt(c, "trailer counts");
+	free(b);
+}
+
 /* ---- seeking ---- */
 
 static void test_seek(void **state)
@@ -1381,6 +1487,7 @@ int main(void)
 		cmocka_unit_test(test_versions),
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_garbage_tails),
+		cmocka_unit_test(test_crafted_payloads),
 		cmocka_unit_test(test_seek),
 	};
 
