@@ -1,6 +1,7 @@
 /* cmd_record.c - `detvm record`: run a guest and record it. */
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,6 +33,24 @@ static int live_console(void *ctx)
 	return nd_live_console_open(ctx);
 }
 
+/* A whole decimal number in [min, max] for option `opt`; -1 with a message. */
+static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	uint64_t v = strtoull(s, &end, 10);
+	if (!*s || *end || *s == '-' || errno == ERANGE) {
+		fprintf(stderr, "detvm record: %s %s: not a number\n", opt, s);
+		return -1;
+	}
+	if (v < min || v > max) {
+		fprintf(stderr, "detvm record: %s %s: expected %" PRIu64 "..%" PRIu64 "\n", opt, s, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct run_opts o = { .vm.mem_size = VM_MEM_DEFAULT };
@@ -51,28 +70,14 @@ int cmd_record(int argc, char **argv)
 		} else if (strcmp(a, "--force") == 0) {
 			force = true;
 		} else if (strcmp(a, "--frame-bytes") == 0 && i + 1 < argc) {
-			char *end;
-			frame_bytes = strtoull(argv[i + 1], &end, 10);
-			if (!*argv[i + 1] || *end || frame_bytes < 256 || frame_bytes > (8u << 20)) {
-				fprintf(stderr, "detvm record: --frame-bytes %s: expected 256..8388608\n", argv[i + 1]);
+			if (parse_number(a, argv[++i], 256, 8u << 20, &frame_bytes))
 				return 2;
-			}
-			i++;
-		} else if ((strcmp(a, "--digest-interval") == 0 || strcmp(a, "--landmark-bound") == 0) && i + 1 < argc) {
-			char *end;
-			uint64_t v = strtoull(argv[i + 1], &end, 10);
-			if (!*argv[i + 1] || *end) {
-				fprintf(stderr, "detvm record: %s %s: not a number\n", a, argv[i + 1]);
+		} else if (strcmp(a, "--digest-interval") == 0 && i + 1 < argc) {
+			if (parse_number(a, argv[++i], 0, UINT64_MAX, &digest_interval))
 				return 2;
-			}
-			if (a[2] == 'd')
-				digest_interval = v;
-			else if (v == 0 || v > 10000) {
-				fprintf(stderr, "detvm record: --landmark-bound %s: expected 1..10000 ms\n", argv[i + 1]);
+		} else if (strcmp(a, "--landmark-bound") == 0 && i + 1 < argc) {
+			if (parse_number(a, argv[++i], 1, 10000, &bound_ms))
 				return 2;
-			} else
-				bound_ms = v;
-			i++;
 		} else {
 			int r = run_opt_parse(&o, argc, argv, &i);
 			if (r < 0)

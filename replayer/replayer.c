@@ -229,7 +229,7 @@ static bool hook_replay_async(void *ctx, struct vm *vm, bool sync)
 			if (ev->end.reason == TRACE_END_GUEST_EXIT || ev->end.reason == TRACE_END_SHUTDOWN) {
 				/* The guest stopped itself after this exit: a
 				 * triple fault, or a halt nothing could wake. */
-				if ((int)ev->end.status == 8)
+				if (ev->end.status == VM_STATUS_HALTED)
 					vm_set_stop(vm, VM_STOP_HALTED, "guest halted at exit %" PRIu64
 						    " with nothing to wake it, as recorded", vm->stats.exits);
 				return injected; /* replayer_finish checks END */

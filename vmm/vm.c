@@ -686,7 +686,7 @@ int vm_exit_status(const struct vm *vm)
 	case VM_STOP_DEBUG_EXIT: return (int)(((vm->guest_code << 1) | 1) & 0xff);
 	case VM_STOP_TRIPLE_FAULT: return 4;
 	case VM_STOP_GUEST_ERROR: return 6;
-	case VM_STOP_HALTED: return 8;
+	case VM_STOP_HALTED: return VM_STATUS_HALTED;
 	case VM_STOP_DIVERGENCE: return 10;
 	case VM_STOP_TRACE_END: return 0;
 	case VM_STOP_SIGNAL: return 128 + vm->stop_signal;

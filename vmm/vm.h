@@ -146,6 +146,9 @@ bool vm_can_inject(const struct vm *vm);
 uint64_t vm_regs_hash(struct vm *vm);
 void vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
 
+/* Exit statuses of vm_exit_status() that other code compares against. */
+#define VM_STATUS_HALTED 8
+
 /* The process exit status for a stop (documented in `detvm run --help`). */
 int vm_exit_status(const struct vm *vm);
 const char *vm_stop_name(enum vm_stop s);
