@@ -8,7 +8,7 @@ CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 LDLIBS  := -lzstd -lxxhash -lsqlite3 -lnettle -lpthread
 
 LIB_SRCS  := $(sort $(wildcard vmm/*.c vmm/devices/*.c trace-format/*.c \
-                recorder/*.c replayer/*.c inspector/*.c))
+                recorder/*.c replayer/*.c inspector/*.c checkpoint/*.c))
 CLI_SRCS  := $(sort $(wildcard cli/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/ckpt_db.h"
 #include "recorder/recorder.h"
 #include "recorder/recording.h"
 
@@ -20,6 +21,11 @@ static const char record_help[] =
 	"  --digest-interval N  exits between register+memory digests (default 100000; 0: only at the end)\n"
 	"  --landmark-bound MS  longest exit-free run while console input may be pending (default 5)\n"
 	"  --frame-bytes N      uncompressed bytes per trace frame (default 65536; 256..8388608)\n"
+	"  --checkpoint-ms MS   a checkpoint whenever replaying from the last one would take\n"
+	"                       about MS ms (default 250; 0: off), so that 'replay --to' and\n"
+	"                       'inspect --at' reach any exit quickly\n"
+	"  --checkpoint-exits N ... or after N exits (default 25000; 0: off)\n"
+	"  --no-checkpoints     no checkpoint database (REC/checkpoints.db)\n"
 	"%s"
 	"The disk image is never written while recording: guest writes stay in memory,\n"
 	"so that the image still matches the recording for replay.\n"
@@ -58,6 +64,8 @@ int cmd_record(int argc, char **argv)
 	bool force = false;
 	uint64_t digest_interval = RECORD_DIGEST_INTERVAL, bound_ms = RECORD_LANDMARK_BOUND / 1000000;
 	uint64_t frame_bytes = 0;
+	uint64_t ckpt_ms = RECORD_CKPT_NS / 1000000, ckpt_exits = RECORD_CKPT_EXITS;
+	bool checkpoints = true;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -75,6 +83,14 @@ int cmd_record(int argc, char **argv)
 		} else if (strcmp(a, "--digest-interval") == 0 && i + 1 < argc) {
 			if (parse_number(a, argv[++i], 0, UINT64_MAX, &digest_interval))
 				return 2;
+		} else if (strcmp(a, "--checkpoint-ms") == 0 && i + 1 < argc) {
+			if (parse_number(a, argv[++i], 0, 3600000, &ckpt_ms))
+				return 2;
+		} else if (strcmp(a, "--checkpoint-exits") == 0 && i + 1 < argc) {
+			if (parse_number(a, argv[++i], 0, UINT64_MAX, &ckpt_exits))
+				return 2;
+		} else if (strcmp(a, "--no-checkpoints") == 0) {
+			checkpoints = false;
 		} else if (strcmp(a, "--landmark-bound") == 0 && i + 1 < argc) {
 			if (parse_number(a, argv[++i], 1, 10000, &bound_ms))
 				return 2;
@@ -95,6 +111,7 @@ int cmd_record(int argc, char **argv)
 	if (run_opts_check(&o, "record"))
 		return 2;
 	o.vm.disk_overlay = true;
+	o.vm.dirty_log = checkpoints;
 
 	char trace_path[4096], err[600], why[200];
 	if (recording_create(out_path, force, trace_path, sizeof(trace_path), err, sizeof(err))) {
@@ -140,15 +157,35 @@ int cmd_record(int argc, char **argv)
 	sigaddset(&stops, SIGHUP);
 	sigaddset(&stops, SIGRTMIN + 1);
 	pthread_sigmask(SIG_BLOCK, &stops, &old);
-	struct trace_writer_opts wopts = { .async = true, .force = force, .frame_bytes = (size_t)frame_bytes };
+	struct trace_writer_opts wopts = { .async = true, .force = force, .frame_bytes = (size_t)frame_bytes,
+					   .on_frame = recorder_on_frame, .on_frame_ctx = &rec };
 	struct trace_writer *w = trace_writer_open(trace_path, h, &wopts, err, sizeof(err));
+	struct ckpt_db *db = NULL;
+	char db_path[4200];
+	snprintf(db_path, sizeof(db_path), "%s/%s", out_path, CKPT_DB_FILE);
+	if (w && checkpoints) {
+		struct ckpt_meta meta = { .mem_size = vm.mem.size, .start_unix_ns = nd_host_real_ns() };
+		uint8_t hh[TRACE_HASH_SIZE];
+		trace_writer_header_hash(w, hh);
+		trace_hash_hex(hh, meta.trace_id);
+		if (vm.bd)
+			meta.disk_size = blockdev_size(vm.bd);
+		db = ckpt_db_create(db_path, force, &meta, err, sizeof(err));
+	} else if (w && force && unlink(db_path) < 0 && errno != ENOENT) {
+		snprintf(err, sizeof(err), "removing the old %.400s: %s", db_path, strerror(errno));
+		trace_writer_free(w);
+		w = NULL;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	trace_header_free(h);
-	if (!w) {
+	if (!w || (checkpoints && !db)) {
 		fprintf(stderr, "detvm record: %s\n", err);
+		if (w)
+			trace_writer_free(w);
 		vm_destroy(&vm);
 		return 2;
 	}
+	recorder_set_checkpoints(&rec, db, ckpt_ms * 1000000, ckpt_exits);
 	recorder_attach(&rec, &vm, w);
 	vm.host_timer = true;
 	vm.timer_base_mono_ns = live.start_mono_ns;
@@ -162,12 +199,37 @@ int cmd_record(int argc, char **argv)
 	struct trace_writer_stats st;
 	trace_writer_stats(w, &st);
 	trace_writer_free(w);
+	struct ckpt_db_stats cst = { 0 };
+	char dberr[600] = "";
+	int dbrc = 0;
+	if (db) {
+		char v[32];
+		snprintf(v, sizeof(v), "%" PRIu64, vm.stats.exits);
+		ckpt_db_put_meta(db, "end_exits", v);
+		snprintf(v, sizeof(v), "%" PRIu64, st.events);
+		ckpt_db_put_meta(db, "end_events", v);
+		snprintf(v, sizeof(v), "%d", rc == 0);
+		ckpt_db_put_meta(db, "trace_complete", v);
+		ckpt_db_sync(db);
+		ckpt_db_stats(db, &cst);
+		dbrc = ckpt_db_finish(db, dberr, sizeof(dberr));
+	}
 	if (!o.quiet) {
 		print_summary(stderr, &vm);
 		fprintf(stderr, "detvm: recorded %s: %" PRIu64 " events, %" PRIu64 " landmarks, %" PRIu64
 			" frames, %" PRIu64 " bytes (%.2f bytes/exit), progress counter %s\n",
 			out_path, st.events, rec.landmarks, st.frames, st.file_bytes,
 			vm.stats.exits ? (double)st.file_bytes / (double)vm.stats.exits : 0.0, progress_name(progress));
+		if (db)
+			fprintf(stderr, "detvm: %" PRIu64 " checkpoints (pause mean %.2f ms, max %.2f ms), %" PRIu64
+				" distinct pages stored (%" PRIu64 " bytes compressed) of %" PRIu64 " captured\n",
+				rec.checkpoints, rec.checkpoints ? (double)rec.ckpt_pause_total_ns / 1e6 / (double)rec.checkpoints : 0.0,
+				(double)rec.ckpt_pause_max_ns / 1e6, cst.pages_new, cst.bytes_stored, cst.pages_in);
+	}
+	if (dbrc) {
+		fprintf(stderr, "detvm record: checkpoint database: %s\n", dberr);
+		if (!rc)
+			status = 2;
 	}
 	if (rc) {
 		fprintf(stderr, "detvm record: %s\n", err);

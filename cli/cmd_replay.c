@@ -1,63 +1,52 @@
 /* cmd_replay.c - `detvm replay`: re-execute a recording and check it. */
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/ioctl.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "recorder/recording.h"
-#include "replayer/replayer.h"
+#include "replayer/session.h"
 
 static const char replay_help[] =
 	"usage: detvm replay REC [options]\n"
 	"Re-execute the recording REC bit for bit, checking every exit against it,\n"
 	"the periodic digests and the final register and memory digests.  Idle time\n"
 	"is skipped.\n\n"
+	"  --to EXIT          stop at exit EXIT (the state after that exit was handled;\n"
+	"                     0: before the first instruction): restore the last\n"
+	"                     checkpoint at or before it from REC/checkpoints.db and\n"
+	"                     replay the rest; prints the register and memory digests there\n"
+	"  --from-start       with --to: ignore the checkpoints, replay from the start\n"
 	"  --kernel FILE      the kernel, if it is no longer at the recorded path\n"
 	"                     (it must be the same file: size and XXH3-128 are checked)\n"
 	"  --disk IMAGE       the disk image, likewise\n"
 	"  --serial-out FILE  the guest's console output to FILE (default: stdout)\n"
 	"  --quiet            no console output; only the summary\n\n"
-	"Exit status: 0 the replay reproduced the recording; 3 the recording was cut\n"
-	"short and its whole prefix replayed; 10 divergence (the message says at which\n"
-	"exit, what was expected and what happened); 2 error (bad recording, files).\n";
+	"Exit status: 0 the replay reproduced the recording (or reached --to EXIT);\n"
+	"3 the recording was cut short and its whole prefix replayed; 10 divergence\n"
+	"(the message says at which exit, what was expected and what happened);\n"
+	"2 error (bad recording, files, EXIT past the end of the recording).\n";
 
-static struct replayer rp;
+static struct replay_session sess;
 
-static int check_identity(const struct trace_header *h, uint16_t tag, const char *given,
-			  const char **path, const char *what)
+static int parse_exit(const char *s, uint64_t *out)
 {
-	struct trace_file_id id;
-	struct trace_hash128 hash;
-	uint64_t size;
-	char err[400];
-
-	if (trace_header_get_file_id(h, tag, &id)) {
-		*path = NULL;
-		if (given) {
-			fprintf(stderr, "detvm replay: the recording has no %s, but one was given\n", what);
-			return -1;
-		}
-		return 0;
-	}
-	*path = given ? given : id.path;
-	if (file_identity(*path, &size, &hash, err, sizeof(err))) {
-		fprintf(stderr, "detvm replay: %s: %s%s\n", what, err,
-			given ? "" : " (give its new place with --kernel / --disk)");
+	char *end;
+	if (!*s || *s == '-')
 		return -1;
-	}
-	if (size != id.size || hash.lo != id.hash.lo || hash.hi != id.hash.hi) {
-		fprintf(stderr, "detvm replay: %s '%s' is not the one recorded: %" PRIu64 " bytes, XXH3-128 %016"
-			PRIx64 "%016" PRIx64 "; the recording has %" PRIu64 " bytes, %016" PRIx64 "%016" PRIx64 "\n",
-			what, *path, size, hash.hi, hash.lo, id.size, id.hash.hi, id.hash.lo);
-		return -1;
-	}
-	return 0;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *end || errno ? -1 : 0;
 }
 
 int cmd_replay(int argc, char **argv)
 {
-	const char *rec_path = NULL, *kernel = NULL, *disk = NULL, *serial_out = NULL;
-	bool quiet = false;
+	const char *rec_path = NULL, *serial_out = NULL;
+	struct replay_session_opts so = { 0 };
+	bool quiet = false, has_to = false, from_start = false;
+	uint64_t to = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -65,11 +54,19 @@ int cmd_replay(int argc, char **argv)
 			fputs(replay_help, stdout);
 			return 0;
 		} else if (strcmp(a, "--kernel") == 0 && i + 1 < argc) {
-			kernel = argv[++i];
+			so.kernel = argv[++i];
 		} else if (strcmp(a, "--disk") == 0 && i + 1 < argc) {
-			disk = argv[++i];
+			so.disk = argv[++i];
 		} else if (strcmp(a, "--serial-out") == 0 && i + 1 < argc) {
 			serial_out = argv[++i];
+		} else if (strcmp(a, "--to") == 0 && i + 1 < argc) {
+			if (parse_exit(argv[++i], &to)) {
+				fprintf(stderr, "detvm replay: --to %s: not an exit ordinal (a whole number >= 0)\n", argv[i]);
+				return 2;
+			}
+			has_to = true;
+		} else if (strcmp(a, "--from-start") == 0) {
+			from_start = true;
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			quiet = true;
 		} else if (a[0] == '-' || rec_path) {
@@ -83,73 +80,71 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "detvm replay: which recording? (see 'detvm replay --help')\n");
 		return 2;
 	}
-	char trace_path[4096], err[600];
-	if (recording_trace_path(rec_path, trace_path, sizeof(trace_path), err, sizeof(err))) {
-		fprintf(stderr, "detvm replay: %s\n", err);
+	if (from_start && !has_to) {
+		fprintf(stderr, "detvm replay: --from-start goes with --to EXIT (a plain replay starts at the start)\n");
 		return 2;
 	}
-	struct trace_reader *r = trace_reader_open(trace_path, err, sizeof(err));
-	if (!r) {
-		fprintf(stderr, "detvm replay: %s\n", err);
-		return 2;
-	}
-	const struct trace_header *h = trace_reader_header(r);
-	if (trace_header_check_required(h, err, sizeof(err))) {
-		fprintf(stderr, "detvm replay: %s: %s\n", trace_path, err);
-		trace_reader_close(r);
-		return 2;
-	}
-	struct vm_config cfg = { 0 };
-	uint64_t epoch = 0;
-	size_t ncpuid = 0;
-	if (check_identity(h, TRACE_TAG_KERNEL_ID, kernel, &cfg.kernel_path, "kernel") ||
-	    check_identity(h, TRACE_TAG_DISK_ID, disk, &cfg.disk_path, "disk image")) {
-		trace_reader_close(r);
-		return 2;
-	}
-	trace_header_get_u64(h, TRACE_TAG_MEM_SIZE, &cfg.mem_size);
-	trace_header_get_u64(h, TRACE_TAG_BOOT_EPOCH_NS, &epoch);
-	cfg.cmdline = trace_header_get_str(h, TRACE_TAG_CMDLINE);
-	const char *mode = trace_header_get_str(h, TRACE_TAG_BOOT_MODE);
-	cfg.force_multiboot = mode && strcmp(mode, TRACE_BOOT_MULTIBOOT) == 0;
-	cfg.disk_overlay = true;
-	cfg.cpuid = trace_header_get_cpuid(h, &ncpuid);
-	cfg.cpuid_count = ncpuid;
-	const char *pc = trace_header_get_str(h, TRACE_TAG_PROGRESS_COUNTER);
-
+	char err[1200];
 	FILE *out = quiet ? NULL : stdout;
 	if (!quiet && serial_out && !(out = fopen(serial_out, "we"))) {
 		fprintf(stderr, "detvm replay: cannot create --serial-out '%s': %m\n", serial_out);
-		trace_reader_close(r);
 		return 2;
 	}
-	install_stop_signals();
-	replayer_init(&rp, r, epoch);
-	static struct vm vm;
-	if (vm_create(&vm, &cfg, &rp.nd, out, err, sizeof(err))) {
+	so.serial_out = out;
+	if (replay_session_open(&sess, rec_path, &so, err, sizeof(err))) {
 		fprintf(stderr, "detvm replay: %s\n", err);
-		vm_destroy(&vm);
-		trace_reader_close(r);
 		return 2;
 	}
-	if (pc && strcmp(pc, TRACE_PROGRESS_INSN_EMULATION) == 0 && vm.kvm.insn_emulation_off < 0)
-		fprintf(stderr, "detvm replay: the recording used the insn_emulation progress counter, which this host lacks; "
-			"forced exits cannot be reached\n");
-	replayer_attach(&rp, &vm);
-	vm_run(&vm);
-	char msg[700];
-	int rc = replayer_finish(&rp, msg, sizeof(msg));
+	const char *pc = trace_header_get_str(trace_reader_header(sess.r), TRACE_TAG_PROGRESS_COUNTER);
+	install_stop_signals();
+	if (has_to && !from_start && !sess.db)
+		fprintf(stderr, "detvm replay: %s; replaying from the start\n", sess.db_error);
+
 	int status;
-	if (rc)
-		status = vm.stop == VM_STOP_DIVERGENCE || strncmp(msg, "divergence", 10) == 0 ? 10 : 2;
-	else
-		status = rp.ended ? 0 : 3;
-	fprintf(stderr, "detvm replay: %s\n", msg);
-	fprintf(stderr, "detvm replay: %" PRIu64 " exits (%" PRIu64 " forced), %" PRIu64 " events, %" PRIu64
-		" interrupts, %" PRIu64 " digests checked, %.3f s\n", vm.stats.exits, vm.stats.by_kind[VMX_LANDMARK],
-		rp.events, vm.stats.injections, rp.digests_checked, vm.stats.seconds);
-	vm_destroy(&vm);
-	trace_reader_close(r);
+	if (has_to) {
+		int rc = replay_session_goto(&sess, to, !from_start, err, sizeof(err));
+		if (sess.restored >= 0)
+			fprintf(stderr, "detvm replay: restored checkpoint %" PRId64 " in %.1f ms\n", sess.restored,
+				sess.restore_seconds * 1e3);
+		if (rc) {
+			fprintf(stderr, "detvm replay: %s\n", err);
+			status = sess.vm.stop == VM_STOP_DIVERGENCE || strncmp(err, "divergence", 10) == 0 ? 10 : 2;
+		} else {
+			uint64_t lo, hi;
+			vm_mem_hash(&sess.vm, &lo, &hi);
+			struct kvm_regs regs;
+			memset(&regs, 0, sizeof(regs));
+			ioctl(sess.vm.kvm.vcpu_fd, KVM_GET_REGS, &regs);
+			printf("exit %" PRIu64 ": rip %016llx registers %016" PRIx64 " memory %016" PRIx64 "%016" PRIx64 "\n",
+			       to, (unsigned long long)regs.rip, vm_regs_hash(&sess.vm), hi, lo);
+			status = 0;
+		}
+		fprintf(stderr, "detvm replay: %" PRIu64 " exits (%" PRIu64 " replayed), %.3f s\n", sess.vm.stats.exits,
+			sess.vm.stats.by_kind[VMX_IO] + sess.vm.stats.by_kind[VMX_MMIO] + sess.vm.stats.by_kind[VMX_HLT] +
+			sess.vm.stats.by_kind[VMX_MSR] + sess.vm.stats.by_kind[VMX_LANDMARK], sess.vm.stats.seconds);
+	} else {
+		if (replay_session_start(&sess, 0, false, err, sizeof(err))) {
+			fprintf(stderr, "detvm replay: %s\n", err);
+			replay_session_close(&sess);
+			return 2;
+		}
+		if (pc && strcmp(pc, TRACE_PROGRESS_INSN_EMULATION) == 0 && sess.vm.kvm.insn_emulation_off < 0)
+			fprintf(stderr, "detvm replay: the recording used the insn_emulation progress counter, which this host lacks; "
+				"forced exits cannot be reached\n");
+		vm_run(&sess.vm);
+		char msg[700];
+		int rc = replayer_finish(&sess.rp, msg, sizeof(msg));
+		if (rc)
+			status = sess.vm.stop == VM_STOP_DIVERGENCE || strncmp(msg, "divergence", 10) == 0 ? 10 : 2;
+		else
+			status = sess.rp.ended ? 0 : 3;
+		fprintf(stderr, "detvm replay: %s\n", msg);
+		fprintf(stderr, "detvm replay: %" PRIu64 " exits (%" PRIu64 " forced), %" PRIu64 " events, %" PRIu64
+			" interrupts, %" PRIu64 " digests checked, %.3f s\n", sess.vm.stats.exits,
+			sess.vm.stats.by_kind[VMX_LANDMARK], sess.rp.events, sess.vm.stats.injections,
+			sess.rp.digests_checked, sess.vm.stats.seconds);
+	}
+	replay_session_close(&sess);
 	if (out && out != stdout)
 		fclose(out);
 	return status;

@@ -12,6 +12,7 @@ static const char usage[] =
 	"  record    run a guest and record it\n"
 	"  replay    re-execute a recording, checking it as it goes\n"
 	"  verify    check a recording's checksums and hash chain\n"
+	"  inspect   look into a recording: events, registers, memory, search, core files\n"
 	"  help      this text\n"
 	"  version   print the version\n\n"
 	"'detvm COMMAND --help' describes each command.\n";
@@ -26,6 +27,7 @@ static const struct command commands[] = {
 	{ "record", cmd_record },
 	{ "replay", cmd_replay },
 	{ "verify", cmd_verify },
+	{ "inspect", cmd_inspect },
 };
 
 int main(int argc, char **argv)

@@ -12,8 +12,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "checkpoint/snapshot.h"
 #include "recorder/exit_event.h"
 #include "recorder/recording.h"
+#include "vmm/vcpu_state.h"
 
 #define CLI_VERSION "0.1.0"
 
@@ -26,6 +28,97 @@ static void record_fail(struct recorder *r)
 		    r->vm ? r->vm->stats.exits : 0, trace_writer_error(r->w));
 }
 
+/* ---- the event index (checkpoints.db) ---- */
+
+static void index_flush(struct recorder *r)
+{
+	if (!r->db)
+		return;
+	if (r->nrows && ckpt_db_put_events(r->db, r->rows, r->nrows))
+		vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "checkpoint database: %s", ckpt_db_failed(r->db));
+	r->nrows = 0;
+	if (r->nserial && ckpt_db_put_serial(r->db, r->serial_exit, r->serial, r->nserial))
+		vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "checkpoint database: %s", ckpt_db_failed(r->db));
+	r->nserial = 0;
+}
+
+static const char *region_name(const struct bus *bus, uint64_t addr)
+{
+	const struct bus_region *reg = bus_find(bus, addr);
+	return reg ? reg->name : "unclaimed";
+}
+
+/* One index row for ev, about to be appended as event number `ordinal`. */
+static void index_event(struct recorder *r, const struct trace_event *ev, uint64_t ordinal)
+{
+	struct ckpt_event_row row = {
+		.ordinal = ordinal, .exit = r->vm->stats.exits, .type = ev->type,
+		.host_ns = nd_host_mono_ns() - r->start_ns,
+	};
+	if (!r->db)
+		return;
+	switch (ev->type) {
+	case TRACE_EV_EXIT_IO:
+		row.flags = ev->io.flags, row.addr = ev->io.port, row.value = ev->io.value;
+		row.device = r->cur_device = region_name(&r->vm->plat.pio, ev->io.port);
+		break;
+	case TRACE_EV_EXIT_MMIO:
+		row.flags = ev->mmio.flags, row.addr = ev->mmio.gpa, row.value = ev->mmio.value;
+		row.device = r->cur_device = region_name(&r->vm->plat.mmio, ev->mmio.gpa);
+		break;
+	case TRACE_EV_EXIT_MSR:
+		row.flags = ev->msr.flags, row.addr = ev->msr.index, row.value = ev->msr.value;
+		row.device = r->cur_device = "msr";
+		break;
+	case TRACE_EV_EXIT_HLT:
+		row.device = r->cur_device = "cpu";
+		break;
+	case TRACE_EV_EXIT_LANDMARK:
+		row.addr = ev->landmark.rip, row.value = ev->landmark.progress;
+		row.device = r->cur_device = "cpu";
+		break;
+	case TRACE_EV_CLOCK:
+	case TRACE_EV_TIMER:
+		row.value = ev->time.ns;
+		row.device = ev->type == TRACE_EV_TIMER ? "timers" : r->cur_device;
+		break;
+	case TRACE_EV_ENTROPY:
+	case TRACE_EV_CONSOLE_IN:
+		row.value = ev->bytes.len;
+		row.device = ev->type == TRACE_EV_CONSOLE_IN ? "uart" : r->cur_device;
+		break;
+	case TRACE_EV_IRQ:
+		row.addr = ev->irq.vector;
+		row.device = "cpu";
+		break;
+	default:
+		break;
+	}
+	if (r->nrows == r->caprows) {
+		size_t cap = r->caprows ? r->caprows * 2 : 1024;
+		struct ckpt_event_row *n = realloc(r->rows, cap * sizeof(*n));
+		if (!n) {
+			vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "out of memory for the event index");
+			return;
+		}
+		r->rows = n;
+		r->caprows = cap;
+	}
+	r->rows[r->nrows++] = row;
+	if (r->nrows >= RECORD_INDEX_FLUSH_ROWS)
+		index_flush(r);
+}
+
+static int append_indexed(struct recorder *r, const struct trace_event *ev)
+{
+	if (r->db) {
+		struct trace_writer_stats st;
+		trace_writer_stats(r->w, &st);
+		index_event(r, ev, st.events);
+	}
+	return trace_writer_append(r->w, ev);
+}
+
 static void emit_landmark(struct recorder *r)
 {
 	struct trace_event ev = { .type = TRACE_EV_EXIT_LANDMARK };
@@ -33,7 +126,7 @@ static void emit_landmark(struct recorder *r)
 	uint64_t counter = 0;
 
 	r->landmark_pending = false;
-	kvm_read_insn_emulation(&r->vm->kvm, &counter);
+	vm_progress(r->vm, &counter);
 	memset(&regs, 0, sizeof(regs));
 	ioctl(r->vm->kvm.vcpu_fd, KVM_GET_REGS, &regs);
 	ev.landmark.progress = counter;
@@ -42,7 +135,7 @@ static void emit_landmark(struct recorder *r)
 	r->vm->stats.exits++;
 	r->vm->stats.by_kind[VMX_LANDMARK]++;
 	r->landmarks++;
-	if (trace_writer_append(r->w, &ev))
+	if (append_indexed(r, &ev))
 		record_fail(r);
 }
 
@@ -53,7 +146,9 @@ static void append(struct recorder *r, const struct trace_event *ev)
 		return;
 	if (r->landmark_pending)
 		emit_landmark(r);
-	if (trace_writer_append(r->w, ev))
+	if (ev->type == TRACE_EV_CLOCK || ev->type == TRACE_EV_TIMER)
+		r->last_clock = ev->time.ns;
+	if (append_indexed(r, ev))
 		record_fail(r);
 }
 
@@ -126,13 +221,16 @@ static void maybe_flush(struct recorder *r)
 	r->last_flush_ns = now;
 	if (trace_writer_flush(r->w))
 		record_fail(r);
+	index_flush(r);
 }
 
 static void rec_idle_wait(struct nd *nd, bool has_deadline, uint64_t deadline)
 {
 	struct recorder *r = nd->backend;
 	maybe_flush(r);
+	uint64_t t0 = nd_host_mono_ns();
 	r->live->nd.ops->idle_wait(&r->live->nd, has_deadline, deadline);
+	r->idle_ns += nd_host_mono_ns() - t0;	/* skipped at replay */
 }
 
 static const struct nd_ops record_ops = {
@@ -199,6 +297,94 @@ static void hook_async_done(void *ctx, struct vm *vm)
 	r->landmark_pending = false;
 }
 
+/* ---- checkpoints ---- */
+
+static bool checkpoint_due(struct recorder *r, uint64_t now)
+{
+	if (!r->ckpt_first_done)
+		return true;
+	if (r->ckpt_exits && r->vm->stats.exits - r->last_ckpt_exit >= r->ckpt_exits)
+		return true;
+	if (!r->ckpt_ns || r->vm->stats.exits == r->last_ckpt_exit)
+		return false;
+	uint64_t busy = now - r->last_ckpt_ns;
+	busy = busy > r->idle_ns ? busy - r->idle_ns : 0;
+	busy += (r->landmarks - r->last_ckpt_landmarks) * RECORD_LANDMARK_REPLAY_NS;
+	return busy >= r->ckpt_ns;
+}
+
+static void hook_before_run(void *ctx, struct vm *vm)
+{
+	struct recorder *r = ctx;
+	char err[400];
+	uint64_t t0 = nd_host_mono_ns();
+
+	if (!r->db || r->failed || !checkpoint_due(r, t0))
+		return;
+	/* A checkpoint starts a frame, so that replay from it starts reading
+	 * at a frame boundary. */
+	if (trace_writer_flush(r->w)) {
+		record_fail(r);
+		return;
+	}
+	struct ckpt_capture *c = snapshot_capture(vm, !r->ckpt_first_done, err, sizeof(err));
+	if (!c) {
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "checkpoint at exit %" PRIu64 ": %s", vm->stats.exits, err);
+		return;
+	}
+	struct trace_writer_stats st;
+	trace_writer_stats(r->w, &st);
+	c->exit = vm->stats.exits;
+	c->event = st.events;
+	vm_progress(vm, &c->progress);
+	c->guest_ns = r->last_clock;
+	c->regs_hash = vm_regs_hash(vm);
+	uint64_t t1 = nd_host_mono_ns();
+	c->host_ns = t0 - r->start_ns;
+	c->pause_ns = t1 - t0;
+	index_flush(r); /* the index rows before this checkpoint commit with it */
+	if (ckpt_db_put_checkpoint(r->db, c)) {
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "checkpoint at exit %" PRIu64 ": %s", vm->stats.exits,
+			    ckpt_db_failed(r->db) ? ckpt_db_failed(r->db) : "queueing failed");
+		return;
+	}
+	uint64_t pause = nd_host_mono_ns() - t0;
+	r->checkpoints++;
+	r->ckpt_pause_total_ns += pause;
+	if (pause > r->ckpt_pause_max_ns)
+		r->ckpt_pause_max_ns = pause;
+	r->ckpt_first_done = true;
+	r->last_ckpt_exit = vm->stats.exits;
+	r->last_ckpt_landmarks = r->landmarks;
+	r->last_ckpt_ns = nd_host_mono_ns();
+	r->idle_ns = 0;
+}
+
+static void hook_serial(void *ctx, struct vm *vm, uint8_t byte)
+{
+	struct recorder *r = ctx;
+	if (!r->db)
+		return;
+	if (r->nserial && (r->serial_exit != vm->stats.exits || r->nserial == sizeof(r->serial)))
+		index_flush(r);
+	r->serial_exit = vm->stats.exits;
+	r->serial[r->nserial++] = byte;
+}
+
+void recorder_set_checkpoints(struct recorder *r, struct ckpt_db *db, uint64_t ns, uint64_t exits)
+{
+	r->db = db;
+	r->ckpt_ns = ns;
+	r->ckpt_exits = exits;
+}
+
+void recorder_on_frame(void *ctx, const struct trace_frame_info *fi)
+{
+	struct recorder *r = ctx;
+	if (r->db)
+		ckpt_db_put_frame(r->db, fi); /* a failure is sticky: reported at finish */
+}
+
 void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind progress,
 		   uint64_t digest_interval)
 {
@@ -211,6 +397,7 @@ void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind 
 	r->digest_interval = digest_interval;
 	const char *p = getenv("DETVM_PERTURB_US");
 	r->perturb_us = p ? (uint32_t)strtoul(p, NULL, 10) : 0;
+	r->start_ns = nd_host_mono_ns();
 }
 
 void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
@@ -218,12 +405,15 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 	r->vm = vm;
 	r->w = w;
 	r->next_digest = r->digest_interval;
+	r->last_ckpt_ns = nd_host_mono_ns();
 	r->last_flush_ns = nd_host_mono_ns();
 	vm->hooks = (struct vm_hooks){
 		.exit = hook_exit,
 		.inject = hook_inject,
 		.async_exit = hook_async_exit,
 		.async_done = hook_async_done,
+		.before_run = hook_before_run,
+		.serial_byte = hook_serial,
 		.ctx = r,
 	};
 	/* Without an exact progress counter an asynchronous delivery could not
@@ -258,10 +448,24 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 	rc |= trace_header_add_u64(h, TRACE_TAG_MEM_SIZE, vm->mem.size);
 	rc |= trace_header_add(h, TRACE_TAG_CPUID, vm->kvm.cpuid.e,
 			       vm->kvm.cpuid.hdr.nent * sizeof(struct kvm_cpuid_entry2));
-	/* MSR values: the MSRs the monitor answers itself are a fixed policy
-	 * (msr.c); initial values of the others are KVM's reset values and
-	 * not captured yet (README, "not done"). */
-	rc |= trace_header_add(h, TRACE_TAG_MSRS, "", 0);
+	/* Initial MSR values: every MSR KVM saves for this vCPU (the vCPU
+	 * state's MSRS section has the SPEC's entry layout after a u32 count);
+	 * the ones the monitor answers itself are a fixed policy (msr.c). */
+	{
+		uint8_t *blob = NULL;
+		size_t blen = 0;
+		const uint8_t *sec = NULL;
+		uint32_t slen = 0;
+		char e2[300];
+		if (vcpu_state_save(&vm->kvm, &blob, &blen, e2, sizeof(e2)) ||
+		    vcpu_state_section(blob, blen, VCPU_STATE_MSRS, &sec, &slen, e2, sizeof(e2)) || slen < 4) {
+			free(blob);
+			snprintf(err, errlen, "reading the initial MSR values: %s", e2);
+			goto fail;
+		}
+		rc |= trace_header_add(h, TRACE_TAG_MSRS, sec + 4, slen - 4);
+		free(blob);
+	}
 	int xsz = ioctl(vm->kvm.sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	uint64_t xcr0 = 0;
 	for (uint32_t i = 0; i < vm->kvm.cpuid.hdr.nent; i++)
@@ -316,6 +520,12 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	ev.end.regs_hash = vm_regs_hash(r->vm);
 	vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi);
 	r->landmark_pending = false;
+	if (r->db) {
+		struct trace_writer_stats st;
+		trace_writer_stats(r->w, &st);
+		index_event(r, &ev, st.events);
+		index_flush(r);
+	}
 	if (trace_writer_close(r->w, &ev)) {
 		snprintf(err, errlen, "closing the trace: %s", trace_writer_error(r->w));
 		return -1;

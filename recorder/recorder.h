@@ -15,6 +15,7 @@
 #ifndef DETVM_RECORDER_H
 #define DETVM_RECORDER_H
 
+#include "checkpoint/ckpt_db.h"
 #include "trace-format/trace.h"
 #include "vmm/nd_live.h"
 #include "vmm/progress.h"
@@ -25,6 +26,18 @@
 #define RECORD_FLUSH_NS         100000000ULL  /* close a frame after 100 ms once ... */
 #define RECORD_FLUSH_MIN_BYTES  4096          /* ... this much is pending, */
 #define RECORD_FLUSH_MAX_NS     1000000000ULL /* and after 1 s whatever is pending */
+/*
+ * Checkpoints: one whenever replaying from the previous one would take
+ * longer than RECORD_CKPT_NS, estimated as the guest's running (not idle)
+ * host time plus RECORD_LANDMARK_REPLAY_NS per forced exit (reaching one at
+ * replay costs ~10-13 ms here: bench spin/memloop), or after
+ * RECORD_CKPT_EXITS exits (~8-10 us each at replay).  So that seeking to any
+ * exit restores a checkpoint and replays at most ~0.25-0.5 s.
+ */
+#define RECORD_CKPT_NS          250000000ULL
+#define RECORD_CKPT_EXITS       25000ULL
+#define RECORD_LANDMARK_REPLAY_NS 12000000ULL
+#define RECORD_INDEX_FLUSH_ROWS 4096
 
 struct recorder {
 	struct nd nd;             /* what the devices see */
@@ -39,6 +52,21 @@ struct recorder {
 	bool failed;
 	uint64_t landmarks;
 	uint32_t perturb_us;      /* DETVM_PERTURB_US: random delay before injections (tests) */
+	uint64_t last_clock;      /* the guest's virtual time: last CLOCK/TIMER value */
+
+	/* Checkpoints and the index (NULL db: none). */
+	struct ckpt_db *db;
+	uint64_t ckpt_ns, ckpt_exits;   /* intervals; 0: that trigger off */
+	uint64_t start_ns;              /* host monotonic start of the recording */
+	uint64_t last_ckpt_ns, last_ckpt_exit, last_ckpt_landmarks, idle_ns;
+	bool ckpt_first_done;
+	uint64_t checkpoints, ckpt_pause_total_ns, ckpt_pause_max_ns;
+	const char *cur_device;         /* device of the exit being handled */
+	struct ckpt_event_row *rows;    /* index rows not yet handed to db */
+	size_t nrows, caprows;
+	uint8_t serial[512];            /* serial output not yet handed to db */
+	size_t nserial;
+	uint64_t serial_exit;
 };
 
 void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind progress,
@@ -54,6 +82,13 @@ struct recorder_header_info {
 struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 				     const struct recorder_header_info *info,
 				     char *err, size_t errlen);
+/*
+ * Take checkpoints into db (before recorder_attach; NULL: none).  Intervals:
+ * ns of estimated replay time, exits; 0 turns that trigger off.
+ */
+void recorder_set_checkpoints(struct recorder *r, struct ckpt_db *db, uint64_t ns, uint64_t exits);
+/* For trace_writer_opts.on_frame: the frame index. */
+void recorder_on_frame(void *ctx, const struct trace_frame_info *fi);
 /* Write END (with the final digests) and close the trace. */
 int recorder_finish(struct recorder *r, char *err, size_t errlen);
 

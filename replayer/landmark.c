@@ -45,7 +45,7 @@ int landmark_reach(struct vm *vm, uint64_t target, uint64_t rip, uint64_t regs_h
 	uint32_t debug = 0;
 
 	for (;;) {
-		if (kvm_read_insn_emulation(&vm->kvm, &cur)) {
+		if (vm_progress(vm, &cur)) {
 			snprintf(err, errlen, "cannot read the progress counter");
 			goto out;
 		}

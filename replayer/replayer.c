@@ -164,6 +164,11 @@ static bool hook_replay_async(void *ctx, struct vm *vm, bool sync)
 		switch (ev->type) {
 		case TRACE_EV_EXIT_LANDMARK: {
 			struct trace_event lm = *ev;
+			if (vm->stop_at_set && vm->stats.exits >= vm->stop_at_exit) {
+				/* The forced exit is the next exit: stop before it. */
+				vm_set_stop(vm, VM_STOP_REACHED, "reached exit %" PRIu64, vm->stats.exits);
+				return injected;
+			}
 			if (landmark_reach(vm, lm.landmark.progress, lm.landmark.rip,
 					   lm.landmark.regs_hash, err, sizeof(err))) {
 				vm_set_stop(vm, VM_STOP_DIVERGENCE, "%s", err);
@@ -293,6 +298,13 @@ int replayer_finish(struct replayer *rp, char *msg, size_t msglen)
 	if (vm->stop == VM_STOP_DIVERGENCE || vm->stop == VM_STOP_MONITOR_ERROR || vm->stop == VM_STOP_SIGNAL) {
 		snprintf(msg, msglen, "%s", vm->detail);
 		return -1;
+	}
+	if (vm->stop == VM_STOP_REACHED) {
+		uint64_t lo, hi;
+		vm_mem_hash(vm, &lo, &hi);
+		snprintf(msg, msglen, "reached exit %" PRIu64 ": registers %016" PRIx64 ", memory %016" PRIx64 "%016" PRIx64,
+			 vm->stats.exits, vm_regs_hash(vm), hi, lo);
+		return 0;
 	}
 	if (vm->stop == VM_STOP_TRACE_END && !rp->ended) {
 		snprintf(msg, msglen, "%s", vm->detail);

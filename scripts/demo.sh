@@ -1,5 +1,6 @@
 #!/bin/sh
-# `make demo`: record the ticks guest, verify the recording, replay it.
+# `make demo`: record the ticks guest, verify the recording, replay it, jump
+# to a moment in the middle and look at the guest there.
 set -e
 cd "$(dirname "$0")/.."
 REC=$(mktemp -d /tmp/detvm-demo.XXXXXX)/ticks
@@ -9,3 +10,12 @@ echo "== detvm verify $REC"
 build/detvm verify "$REC"
 echo "== detvm replay $REC --quiet"
 build/detvm replay "$REC" --quiet
+MID=$(sqlite3 "$REC/checkpoints.db" "select cast(value / 2 as integer) from meta where key = 'end_exits'")
+echo "== detvm replay $REC --to $MID --quiet      (seek: restore a checkpoint, replay the rest)"
+build/detvm replay "$REC" --to "$MID" --quiet
+echo "== detvm inspect $REC info"
+build/detvm inspect "$REC" info
+echo "== detvm inspect $REC regs --at $MID"
+build/detvm inspect "$REC" regs --at "$MID"
+echo "== detvm inspect $REC serial --to $MID"
+build/detvm inspect "$REC" serial --to "$MID"

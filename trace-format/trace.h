@@ -211,7 +211,7 @@ struct trace_event {
 			uint64_t value;		/* writes only */
 		} msr;
 		struct {
-			uint64_t progress;	/* instructions since last exit */
+			uint64_t progress;	/* progress counter since the vCPU was created */
 			uint64_t rip;
 			uint64_t regs_hash;
 		} landmark;
@@ -246,12 +246,21 @@ const char *trace_event_type_name(uint8_t type);
 
 /* ---- writer ---- */
 
+struct trace_frame_info;
+
 struct trace_writer_opts {
 	int zstd_level;		/* 0: 1 */
 	size_t frame_bytes;	/* close a frame at this raw size; 0: 64 KiB */
 	bool async;		/* compress and write on a background thread */
 	unsigned queue_frames;	/* async: frames in flight; 0: 4 */
 	bool force;		/* truncate an existing file instead of failing */
+	/*
+	 * Called after each frame has been written (on the writer thread
+	 * when async), with its index entry; for the checkpoint database's
+	 * frame index.  Must not call back into the writer.
+	 */
+	void (*on_frame)(void *ctx, const struct trace_frame_info *fi);
+	void *on_frame_ctx;
 };
 
 struct trace_writer_stats {
@@ -307,6 +316,9 @@ int trace_writer_close(struct trace_writer *w, const struct trace_event *end);
 /* Release everything.  Without a successful close the file stays cut short. */
 void trace_writer_free(struct trace_writer *w);
 const char *trace_writer_error(const struct trace_writer *w);
+/* SHA-256 of the file header: the start of the hash chain, which names this
+ * recording (the checkpoint database stores it to check it belongs here). */
+void trace_writer_header_hash(const struct trace_writer *w, uint8_t out[TRACE_HASH_SIZE]);
 /* events/exits are live; the file counters are exact after drain/close. */
 void trace_writer_stats(const struct trace_writer *w,
 			struct trace_writer_stats *st);
@@ -360,6 +372,8 @@ const struct trace_frame_info *trace_reader_frame(const struct trace_reader *r);
 void trace_reader_chain_hash(const struct trace_reader *r,
 			     uint8_t out[TRACE_HASH_SIZE]);
 const struct trace_header *trace_reader_header(const struct trace_reader *r);
+/* SHA-256 of the file header (trace_writer_header_hash() of its writer). */
+void trace_reader_header_hash(const struct trace_reader *r, uint8_t out[TRACE_HASH_SIZE]);
 const char *trace_reader_error(const struct trace_reader *r);
 void trace_reader_close(struct trace_reader *r);
 

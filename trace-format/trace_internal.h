@@ -196,6 +196,8 @@ struct trace_sink {
 	size_t out_cap;
 	bool failed;		/* sticky: the file ends in a broken state */
 	char err[TRACE_ERR_MAX];
+	void (*on_frame)(void *ctx, const struct trace_frame_info *fi);
+	void *on_frame_ctx;
 };
 
 int trace_sink_init(struct trace_sink *s, const char *path, int fd,

@@ -38,6 +38,7 @@ struct trace_reader {
 	uint64_t exits;
 	bool exits_known;	/* false right after a seek */
 	uint8_t chain[TRACE_HASH_SIZE];
+	uint8_t header_hash[TRACE_HASH_SIZE];
 	bool chain_known;
 	uint64_t time_last;	/* latest CLOCK/TIMER value */
 	bool time_known;
@@ -216,6 +217,7 @@ struct trace_reader *trace_reader_open(const char *path, char *err,
 		r->fh_size = (uint32_t)fhs;	/* validated: 96..4096 */
 	/* The chain starts from the header exactly as stored. */
 	trace_sha256_2(hb, r->hdr_len, NULL, 0, r->chain);
+	memcpy(r->header_hash, r->chain, TRACE_HASH_SIZE);
 	r->chain_known = true;
 	r->exits_known = true;
 	r->time_known = true;
@@ -624,4 +626,9 @@ void trace_reader_close(struct trace_reader *r)
 	free(r->raw);
 	free(r->path);
 	free(r);
+}
+
+void trace_reader_header_hash(const struct trace_reader *r, uint8_t out[TRACE_HASH_SIZE])
+{
+	memcpy(out, r->header_hash, TRACE_HASH_SIZE);
 }

@@ -126,6 +126,15 @@ int trace_sink_put(struct trace_sink *s, const struct trace_frame_buf *f)
 			lseek(s->fd, (off_t)s->off, SEEK_SET);
 		return -1;
 	}
+	if (s->on_frame) {
+		struct trace_frame_info fi = {
+			.offset = s->off, .seq = fh.seq, .first_event = fh.first_event,
+			.exit_base = fh.exit_base, .events = fh.events, .exits = fh.exits,
+			.comp_len = fh.comp_len, .raw_len = fh.raw_len,
+		};
+		memcpy(fi.prev_hash, fh.prev_hash, TRACE_HASH_SIZE);
+		s->on_frame(s->on_frame_ctx, &fi);
+	}
 	trace_sha256_2(s->out, total, NULL, 0, s->chain);
 	s->off += total;
 	s->frames++;

@@ -36,6 +36,7 @@ struct trace_writer {
 	uint64_t time_last;		/* CLOCK/TIMER never go back */
 	uint64_t time_prev;		/* the current frame's delta base */
 	uint64_t queue_waits;
+	uint8_t header_hash[TRACE_HASH_SIZE];	/* SHA-256 of the file header */
 	atomic_bool flush_req;
 	bool failed;			/* sticky I/O failure */
 	bool closed;
@@ -111,11 +112,14 @@ static int create_file(struct trace_writer *w, const struct trace_header *h,
 		goto out;
 	}
 	trace_sha256_2(hb, hlen, NULL, 0, chain);
+	memcpy(w->header_hash, chain, TRACE_HASH_SIZE);
 	if (trace_sink_init(&w->sink, w->path, w->fd, hlen, chain,
 			    w->opts.zstd_level, w->cur->cap)) {
 		trace_errf(err, errlen, "%s", w->sink.err);
 		goto out;
 	}
+	w->sink.on_frame = w->opts.on_frame;
+	w->sink.on_frame_ctx = w->opts.on_frame_ctx;
 	ret = 0;
 out:
 	free(hb);
@@ -404,4 +408,9 @@ void trace_writer_stats(const struct trace_writer *w,
 	st->queue_waits = w->queue_waits;
 	st->pending_events = w->cur->events;
 	st->pending_bytes = w->cur->len;
+}
+
+void trace_writer_header_hash(const struct trace_writer *w, uint8_t out[TRACE_HASH_SIZE])
+{
+	memcpy(out, w->header_hash, TRACE_HASH_SIZE);
 }

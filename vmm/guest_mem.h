@@ -21,6 +21,15 @@ struct guest_mem {
 	uint64_t size;      /* total RAM */
 	uint64_t low_size;  /* RAM below GM_HOLE_START */
 	uint64_t high_size; /* RAM from GM_HIGH_START */
+	/*
+	 * Optional: one bit per 4 KiB page of `host` (host offset >> 12), set by
+	 * gm_ptr()/gm_write() for writes the monitor itself makes (virtio DMA).
+	 * KVM's dirty log sees only the guest's own writes; checkpoints need
+	 * both.  gm_ptr() cannot know whether its caller writes, so it marks
+	 * the range too: a checkpoint may then copy a page that did not change,
+	 * never miss one that did.
+	 */
+	uint64_t *dirty;
 };
 
 /* Host pointer for [gpa, gpa + len), or NULL if not wholly in one RAM block. */
@@ -34,5 +43,10 @@ int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t
  * allocation: tests pass a static array, the VM an mmap).
  */
 void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size);
+
+/* Guest physical address of host offset `off` (off < size). */
+uint64_t gm_offset_to_gpa(const struct guest_mem *gm, uint64_t off);
+/* Host offset of gpa, or -1 if gpa is not RAM. */
+int64_t gm_gpa_to_offset(const struct guest_mem *gm, uint64_t gpa);
 
 #endif

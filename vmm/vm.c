@@ -153,6 +153,8 @@ int vm_arm_kick(struct vm *vm, uint64_t ns)
 static void serial_tx(void *ctx, uint8_t byte)
 {
 	struct vm *vm = ctx;
+	if (vm->hooks.serial_byte)
+		vm->hooks.serial_byte(vm->hooks.ctx, vm, byte);
 	if (vm->serial_out && vm->serial_out_ok && fputc(byte, vm->serial_out) == EOF)
 		vm->serial_out_ok = false;
 }
@@ -230,6 +232,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 			    (unsigned long long)(cfg->mem_size >> 20), strerror(errno));
 	}
 	gm_layout(&vm->mem, vm->ram, cfg->mem_size);
+	if (cfg->dirty_log) {
+		/* The monitor's own writes (virtio DMA), beside KVM's log. */
+		vm->mem.dirty = calloc(cfg->mem_size / 4096 / 64 + 1, sizeof(uint64_t));
+		if (!vm->mem.dirty) {
+			free(image);
+			return fail(err, errlen, "out of memory for the dirty-page bitmap");
+		}
+	}
 
 	if (cfg->disk_path) {
 		vm->bd = blockdev_open(cfg->disk_path, cfg->disk_overlay, e2, sizeof(e2));
@@ -252,11 +262,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 
 	if (kvm_open(&vm->kvm, err, errlen))
 		return -1;
-	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, false, err, errlen))
+	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, cfg->dirty_log, err, errlen))
 		return -1;
 	if (vm->mem.high_size &&
 	    kvm_set_memory(&vm->kvm, 1, GM_HIGH_START, vm->mem.high_size,
-			   vm->mem.host + vm->mem.low_size, false, err, errlen))
+			   vm->mem.host + vm->mem.low_size, cfg->dirty_log, err, errlen))
 		return -1;
 	if (kvm_create_vcpu(&vm->kvm, err, errlen) ||
 	    kvm_setup_cpuid(&vm->kvm, cfg->cpuid, cfg->cpuid_count, err, errlen) ||
@@ -279,6 +289,17 @@ void vm_destroy(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->mem.size);
 	vm->ram = NULL;
+	free(vm->mem.dirty);
+	vm->mem.dirty = NULL;
+}
+
+int vm_progress(const struct vm *vm, uint64_t *value)
+{
+	uint64_t raw;
+	if (kvm_read_insn_emulation(&vm->kvm, &raw))
+		return -1;
+	*value = raw + (uint64_t)vm->progress_offset;
+	return 0;
 }
 
 /* ---- the run loop ------------------------------------------------------ */
@@ -530,9 +551,27 @@ int vm_run(struct vm *vm)
 		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", err);
 		return 0;
 	}
+	if (vm->resume_replay && vm->hooks.replay_async) {
+		/* Restored from a checkpoint taken where the recording's run
+		 * loop was about to enter the guest: what the trace has there
+		 * (a forced exit's landmark, its deliveries) comes first. */
+		vm->resume_replay = false;
+		vm->hooks.replay_async(vm->hooks.ctx, vm, true);
+	}
 
 	while (!vm->stop) {
 		uint64_t deadline;
+		if (vm->stop_at_set && vm->stats.exits >= vm->stop_at_exit) {
+			vm_set_stop(vm, VM_STOP_REACHED, "reached exit %" PRIu64, vm->stats.exits);
+			break;
+		}
+		/* The one point where every event of the last exit is in the
+		 * trace and the guest is about to run: checkpoints are taken here. */
+		if (vm->hooks.before_run) {
+			vm->hooks.before_run(vm->hooks.ctx, vm);
+			if (vm->stop)
+				break;
+		}
 		if (vm_stop_requested) {
 			vm->stop_signal = vm_stop_requested;
 			vm_set_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s) after exit %" PRIu64,
@@ -675,6 +714,7 @@ const char *vm_stop_name(enum vm_stop s)
 	case VM_STOP_MONITOR_ERROR: return "monitor-error";
 	case VM_STOP_DIVERGENCE: return "divergence";
 	case VM_STOP_TRACE_END: return "end-of-recording";
+	case VM_STOP_REACHED: return "reached";
 	}
 	return "?";
 }
@@ -689,6 +729,7 @@ int vm_exit_status(const struct vm *vm)
 	case VM_STOP_HALTED: return VM_STATUS_HALTED;
 	case VM_STOP_DIVERGENCE: return 10;
 	case VM_STOP_TRACE_END: return 0;
+	case VM_STOP_REACHED: return 0;
 	case VM_STOP_SIGNAL: return 128 + vm->stop_signal;
 	case VM_STOP_MONITOR_ERROR:
 	case VM_STOP_NONE:

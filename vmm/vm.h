@@ -34,6 +34,9 @@ struct vm_config {
 	/* Replay: the recorded CPUID table instead of this host's. */
 	const struct kvm_cpuid_entry2 *cpuid;
 	size_t cpuid_count;
+	/* Track written pages (KVM dirty log + the monitor's own writes) for
+	 * incremental checkpoints. */
+	bool dirty_log;
 };
 
 enum vm_stop {
@@ -47,6 +50,7 @@ enum vm_stop {
 	VM_STOP_MONITOR_ERROR, /* a host call failed */
 	VM_STOP_DIVERGENCE,    /* replay: the guest did not do what was recorded */
 	VM_STOP_TRACE_END,     /* replay: the recording ends here (stopped by its user, or cut short) */
+	VM_STOP_REACHED,       /* replay: stop_at_exit reached */
 };
 
 /* Kinds of synchronous exit, as counted and (later) recorded. */
@@ -83,6 +87,13 @@ struct vm_hooks {
 	 * says happened there.  Returns true if it injected an interrupt.
 	 */
 	bool (*replay_async)(void *ctx, struct vm *vm, bool sync);
+	/*
+	 * At the top of the run loop, before the guest is entered: every
+	 * event of the previous exit has happened (recorder: checkpoints).
+	 */
+	void (*before_run)(void *ctx, struct vm *vm);
+	/* Every byte the guest writes to COM1 (recorder: the serial index). */
+	void (*serial_byte)(void *ctx, struct vm *vm, uint8_t byte);
 	void *ctx;
 };
 
@@ -113,6 +124,14 @@ struct vm {
 	void *console_ctx;
 	struct vm_hooks hooks;
 	struct vm_stats stats;
+	/* Replay: stop at the run loop's top once stats.exits >= stop_at_exit. */
+	bool stop_at_set;
+	uint64_t stop_at_exit;
+	/* Replay from a checkpoint: run replay_async once before the guest. */
+	bool resume_replay;
+	/* Added to the raw progress counter: a vCPU restored from a
+	 * checkpoint continues the recording vCPU's count. */
+	int64_t progress_offset;
 	enum vm_stop stop;
 	uint32_t guest_code;     /* debug-exit value */
 	int stop_signal;
@@ -131,6 +150,9 @@ void vm_destroy(struct vm *vm);
 
 /* Run until the guest stops.  vm->stop says why; returns 0 (always). */
 int vm_run(struct vm *vm);
+
+/* The progress counter (insn_emulation + progress_offset); -1 if unavailable. */
+int vm_progress(const struct vm *vm, uint64_t *value);
 
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);

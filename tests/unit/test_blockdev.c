@@ -258,6 +258,68 @@ static void test_image_shrinks(void **state)
 	}
 }
 
+struct seen { uint64_t blocks[8]; uint8_t first[8]; int n; };
+
+static int collect(void *ctx, uint64_t block, const uint8_t *data)
+{
+	struct seen *s = ctx;
+	assert_true(s->n < 8);
+	s->blocks[s->n] = block;
+	s->first[s->n++] = data[0];
+	return 0;
+}
+
+static int stop_at_first(void *ctx, uint64_t block, const uint8_t *data)
+{
+	(void)ctx; (void)block; (void)data;
+	return 7;
+}
+
+/* Checkpoints: changed blocks are listed once, then cleared; put restores. */
+static void test_overlay_checkpoint(void **state)
+{
+	char err[256];
+	uint8_t blk[4096], got[4096];
+	struct blockdev *bd;
+	struct seen s = { 0 };
+
+	(void)state;
+	bd = blockdev_open(path, true, err, sizeof(err));
+	assert_non_null(bd);
+	assert_true(blockdev_is_overlay(bd));
+	assert_int_equal(blockdev_overlay_changed(bd), 0);
+	assert_int_equal(blockdev_write(bd, 4096 + 10, "\x42", 1), 0);	/* block 1 */
+	assert_int_equal(blockdev_write(bd, 2 * 4096, "\x43", 1), 0);	/* block 2 */
+	assert_int_equal(blockdev_write(bd, 4096 + 11, "\x44", 1), 0);	/* block 1 again */
+	assert_int_equal(blockdev_overlay_changed(bd), 2);
+	assert_int_equal(blockdev_overlay_foreach(bd, true, true, collect, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.blocks[0] + s.blocks[1], 3);
+	assert_int_equal(blockdev_overlay_changed(bd), 0);
+	s.n = 0;
+	assert_int_equal(blockdev_overlay_foreach(bd, true, true, collect, &s), 0);
+	assert_int_equal(s.n, 0);		/* nothing changed since */
+	assert_int_equal(blockdev_overlay_foreach(bd, false, false, collect, &s), 0);
+	assert_int_equal(s.n, 2);		/* but both are in the overlay */
+	assert_int_equal(blockdev_overlay_foreach(bd, false, false, stop_at_first, NULL), 7);
+	blockdev_close(bd);
+
+	/* Restore into a fresh overlay. */
+	bd = blockdev_open(path, true, err, sizeof(err));
+	assert_non_null(bd);
+	memset(blk, 0x5a, sizeof(blk));
+	assert_int_equal(blockdev_overlay_put(bd, 1, blk), 0);
+	assert_int_equal(blockdev_read(bd, 4096, got, sizeof(got)), 0);
+	assert_memory_equal(got, blk, sizeof(blk));
+	assert_int_equal(blockdev_overlay_put(bd, (IMG_SIZE + 4095) / 4096, blk), -EINVAL); /* past the end */
+	blockdev_close(bd);
+	bd = blockdev_open(path, false, err, sizeof(err));
+	assert_non_null(bd);
+	assert_false(blockdev_is_overlay(bd));
+	assert_int_equal(blockdev_overlay_put(bd, 0, blk), -EINVAL);	/* not an overlay */
+	blockdev_close(bd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +329,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlay_many_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_shrinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlay_checkpoint, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,6 +111,46 @@ static void test_exactly_hole_sized(void **st)
 	assert_null(gm_ptr(&gm, GM_HOLE_START, 1));
 }
 
+/* The monitor's own writes are tracked per page; out-of-range ones are not. */
+static void test_dirty_bitmap(void **st)
+{
+	struct guest_mem gm;
+	uint64_t bits[1] = { 0 };
+	uint8_t b = 1;
+
+	(void)st;
+	gm_layout(&gm, ram, sizeof(ram));	/* 16 pages */
+	assert_null(gm.dirty);
+	assert_int_equal(gm_write(&gm, 0x10, &b, 1), 0); /* no bitmap: no tracking, no crash */
+	gm.dirty = bits;
+	assert_int_equal(gm_write(&gm, 0x1ffe, "ab", 2), 0);	/* page 1 */
+	assert_int_equal(bits[0], 1ULL << 1);
+	assert_int_equal(gm_write(&gm, 0x2fff, "ab", 2), 0);	/* straddles pages 2 and 3 */
+	assert_int_equal(bits[0], (1ULL << 1) | (1ULL << 2) | (1ULL << 3));
+	assert_non_null(gm_ptr(&gm, 0xf000, 0x1000));		/* page 15 via gm_ptr */
+	assert_true(bits[0] & (1ULL << 15));
+	bits[0] = 0;
+	assert_int_equal(gm_write(&gm, sizeof(ram) - 1, "ab", 2), -1);	/* refused: nothing marked */
+	assert_null(gm_ptr(&gm, GM_HIGH_START, 1));
+	assert_int_equal(bits[0], 0);
+	assert_int_equal(gm_read(&gm, 0x4000, &b, 1), 0);	/* a read may mark its own page (gm_ptr over-approximates), no other */
+	assert_int_equal(bits[0] & ~(1ULL << 4), 0);
+}
+
+static void test_offset_gpa(void **st)
+{
+	struct guest_mem gm;
+
+	(void)st;
+	gm_layout(&gm, NULL, GM_HOLE_START + 8192);
+	assert_int_equal(gm_offset_to_gpa(&gm, 4096), 4096);
+	assert_int_equal(gm_offset_to_gpa(&gm, GM_HOLE_START), GM_HIGH_START);
+	assert_int_equal(gm_gpa_to_offset(&gm, GM_HIGH_START + 4096), GM_HOLE_START + 4096);
+	assert_int_equal(gm_gpa_to_offset(&gm, GM_HOLE_START), -1);
+	assert_int_equal(gm_gpa_to_offset(&gm, GM_HIGH_START + 8192), -1);
+	assert_int_equal(gm_gpa_to_offset(&gm, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +158,8 @@ int main(void)
 		cmocka_unit_test(test_read_write),
 		cmocka_unit_test(test_split_layout),
 		cmocka_unit_test(test_exactly_hole_sized),
+		cmocka_unit_test(test_dirty_bitmap),
+		cmocka_unit_test(test_offset_gpa),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@
 struct ov_slot {
 	uint64_t block;
 	uint8_t *data;	/* NULL: empty slot */
+	bool changed;	/* written since the last checkpoint took it */
 };
 
 struct blockdev {
@@ -41,6 +42,7 @@ struct blockdev {
 	struct ov_slot *slots;
 	size_t cap;	/* power of two, or 0 */
 	size_t used;
+	size_t changed;	/* slots with .changed set */
 };
 
 static void report_io_error(struct blockdev *bd, const char *call,
@@ -131,7 +133,7 @@ static struct ov_slot *ov_find(const struct blockdev *bd, uint64_t block)
 	}
 }
 
-static void ov_place(struct ov_slot *slots, size_t cap, uint64_t block, uint8_t *data)
+static struct ov_slot *ov_place(struct ov_slot *slots, size_t cap, uint64_t block, uint8_t *data)
 {
 	size_t i = ov_hash(block, cap);
 
@@ -139,6 +141,8 @@ static void ov_place(struct ov_slot *slots, size_t cap, uint64_t block, uint8_t 
 		i = (i + 1) & (cap - 1);
 	slots[i].block = block;
 	slots[i].data = data;
+	slots[i].changed = false;
+	return &slots[i];
 }
 
 /* Keep the load factor at most 1/2 so that probing stays short. */
@@ -157,7 +161,8 @@ static int ov_reserve(struct blockdev *bd)
 		return -ENOMEM;
 	for (size_t i = 0; i < bd->cap; i++)
 		if (bd->slots[i].data)
-			ov_place(ns, ncap, bd->slots[i].block, bd->slots[i].data);
+			ov_place(ns, ncap, bd->slots[i].block, bd->slots[i].data)->changed =
+				bd->slots[i].changed;
 	free(bd->slots);
 	bd->slots = ns;
 	bd->cap = ncap;
@@ -168,6 +173,14 @@ static int ov_reserve(struct blockdev *bd)
  * The overlay buffer of `block`, created from the image's current contents
  * if absent (`whole`: the caller overwrites all of it, skip the read).
  */
+static void ov_mark(struct blockdev *bd, struct ov_slot *s)
+{
+	if (!s->changed) {
+		s->changed = true;
+		bd->changed++;
+	}
+}
+
 static int ov_get(struct blockdev *bd, uint64_t block, bool whole, uint8_t **out)
 {
 	struct ov_slot *s = ov_find(bd, block);
@@ -176,6 +189,7 @@ static int ov_get(struct blockdev *bd, uint64_t block, bool whole, uint8_t **out
 	int r;
 
 	if (s) {
+		ov_mark(bd, s);
 		*out = s->data;
 		return 0;
 	}
@@ -195,7 +209,7 @@ static int ov_get(struct blockdev *bd, uint64_t block, bool whole, uint8_t **out
 			return r;
 		}
 	}
-	ov_place(bd->slots, bd->cap, block, data);
+	ov_mark(bd, ov_place(bd->slots, bd->cap, block, data));
 	bd->used++;
 	*out = data;
 	return 0;
@@ -339,5 +353,51 @@ int blockdev_flush(struct blockdev *bd)
 		report_io_error(bd, "fdatasync", 0, strerror(e));
 		return -e;
 	}
+	return 0;
+}
+
+/* ---- checkpoints ---- */
+
+bool blockdev_is_overlay(const struct blockdev *bd)
+{
+	return bd->overlay;
+}
+
+size_t blockdev_overlay_changed(const struct blockdev *bd)
+{
+	return bd->changed;
+}
+
+int blockdev_overlay_foreach(struct blockdev *bd, bool only_changed, bool clear_changed,
+			     int (*cb)(void *ctx, uint64_t block, const uint8_t *data), void *ctx)
+{
+	for (size_t i = 0; i < bd->cap; i++) {
+		struct ov_slot *s = &bd->slots[i];
+		int r;
+
+		if (!s->data || (only_changed && !s->changed))
+			continue;
+		r = cb(ctx, s->block, s->data);
+		if (r)
+			return r;
+		if (clear_changed && s->changed) {
+			s->changed = false;
+			bd->changed--;
+		}
+	}
+	return 0;
+}
+
+int blockdev_overlay_put(struct blockdev *bd, uint64_t block, const uint8_t *data)
+{
+	uint8_t *dst;
+	int r;
+
+	if (!bd->overlay || block >= (bd->size + OV_BLOCK - 1) / OV_BLOCK)
+		return -EINVAL;
+	r = ov_get(bd, block, true, &dst);
+	if (r)
+		return r;
+	memcpy(dst, data, OV_BLOCK);
 	return 0;
 }

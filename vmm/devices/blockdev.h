@@ -30,4 +30,20 @@ int blockdev_read(struct blockdev *bd, uint64_t off, void *buf, size_t len);
 int blockdev_write(struct blockdev *bd, uint64_t off, const void *buf, size_t len);
 int blockdev_flush(struct blockdev *bd);
 
+/*
+ * Overlay only (checkpoints): the 4 KiB blocks the guest has written.
+ * foreach calls cb(ctx, block number, 4096 bytes) for every overlay block
+ * (only_changed: those written since the last foreach with clear_changed),
+ * in no particular order; cb returns non-zero to stop (returned).
+ * Blocks past the end of a partial last block read as zero.
+ */
+#define BLOCKDEV_BLOCK 4096u
+int blockdev_overlay_foreach(struct blockdev *bd, bool only_changed, bool clear_changed,
+			     int (*cb)(void *ctx, uint64_t block, const uint8_t *data), void *ctx);
+/* Number of overlay blocks changed since the last clear. */
+size_t blockdev_overlay_changed(const struct blockdev *bd);
+/* Put a whole block into the overlay (restoring a checkpoint).  0 or -errno. */
+int blockdev_overlay_put(struct blockdev *bd, uint64_t block, const uint8_t *data);
+bool blockdev_is_overlay(const struct blockdev *bd);
+
 #endif

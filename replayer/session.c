@@ -1,0 +1,268 @@
+/* session.c - see session.h. */
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "checkpoint/snapshot.h"
+#include "recorder/recording.h"
+#include "vmm/vcpu_state.h"
+
+int replay_check_identity(const struct trace_header *h, uint16_t tag, const char *given,
+			  const char **path, const char *what, char *err, size_t errlen)
+{
+	struct trace_file_id id;
+	struct trace_hash128 hash;
+	uint64_t size;
+	char e2[400];
+
+	if (trace_header_get_file_id(h, tag, &id)) {
+		*path = NULL;
+		if (given) {
+			snprintf(err, errlen, "the recording has no %s, but one was given", what);
+			return -1;
+		}
+		return 0;
+	}
+	*path = given ? given : id.path;
+	if (file_identity(*path, &size, &hash, e2, sizeof(e2))) {
+		snprintf(err, errlen, "%s: %s%s", what, e2, given ? "" : " (give its new place with --kernel / --disk)");
+		return -1;
+	}
+	if (size != id.size || hash.lo != id.hash.lo || hash.hi != id.hash.hi) {
+		snprintf(err, errlen, "%s '%s' is not the one recorded: %" PRIu64 " bytes, XXH3-128 %016"
+			 PRIx64 "%016" PRIx64 "; the recording has %" PRIu64 " bytes, %016" PRIx64 "%016" PRIx64,
+			 what, *path, size, hash.hi, hash.lo, id.size, id.hash.hi, id.hash.lo);
+		return -1;
+	}
+	return 0;
+}
+
+/* The database, if the recording has one that belongs to this trace. */
+static void open_db(struct replay_session *s)
+{
+	struct stat st;
+	char err[600];
+	uint8_t hh[TRACE_HASH_SIZE];
+	char hex[TRACE_HASH_HEX_SIZE];
+
+	if (stat(s->db_path, &st) < 0) {
+		snprintf(s->db_error, sizeof(s->db_error), "the recording has no checkpoint database (%.400s)", s->db_path);
+		return;
+	}
+	s->db = ckpt_db_open(s->db_path, err, sizeof(err));
+	if (!s->db) {
+		snprintf(s->db_error, sizeof(s->db_error), "%s", err);
+		return;
+	}
+	trace_reader_header_hash(s->r, hh);
+	trace_hash_hex(hh, hex);
+	if (strcmp(ckpt_db_meta(s->db)->trace_id, hex)) {
+		snprintf(s->db_error, sizeof(s->db_error), "%.400s belongs to another recording (trace %.16s..., this trace %.16s...)",
+			 s->db_path, ckpt_db_meta(s->db)->trace_id, hex);
+		ckpt_db_close(s->db);
+		s->db = NULL;
+	}
+}
+
+int replay_session_open(struct replay_session *s, const char *rec,
+			const struct replay_session_opts *opts, char *err, size_t errlen)
+{
+	char e2[600];
+	size_t ncpuid = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->restored = -1;
+	if (opts)
+		s->opts = *opts;
+	snprintf(s->rec, sizeof(s->rec), "%s", rec);
+	if (recording_trace_path(rec, s->trace_path, sizeof(s->trace_path), err, errlen))
+		return -1;
+	/* The database sits beside the trace. */
+	snprintf(s->db_path, sizeof(s->db_path), "%s", s->trace_path);
+	char *slash = strrchr(s->db_path, '/');
+	if (slash)
+		snprintf(slash + 1, sizeof(s->db_path) - (size_t)(slash + 1 - s->db_path), "%s", CKPT_DB_FILE);
+	else
+		snprintf(s->db_path, sizeof(s->db_path), "%s", CKPT_DB_FILE);
+	s->r = trace_reader_open(s->trace_path, err, errlen);
+	if (!s->r)
+		return -1;
+	const struct trace_header *h = trace_reader_header(s->r);
+	if (trace_header_check_required(h, e2, sizeof(e2))) {
+		snprintf(err, errlen, "%s: %s", s->trace_path, e2);
+		goto fail;
+	}
+	if (replay_check_identity(h, TRACE_TAG_KERNEL_ID, s->opts.kernel, &s->cfg.kernel_path, "kernel", err, errlen) ||
+	    replay_check_identity(h, TRACE_TAG_DISK_ID, s->opts.disk, &s->cfg.disk_path, "disk image", err, errlen))
+		goto fail;
+	trace_header_get_u64(h, TRACE_TAG_MEM_SIZE, &s->cfg.mem_size);
+	trace_header_get_u64(h, TRACE_TAG_BOOT_EPOCH_NS, &s->epoch);
+	s->cfg.cmdline = trace_header_get_str(h, TRACE_TAG_CMDLINE);
+	const char *mode = trace_header_get_str(h, TRACE_TAG_BOOT_MODE);
+	s->cfg.force_multiboot = mode && strcmp(mode, TRACE_BOOT_MULTIBOOT) == 0;
+	s->cfg.disk_overlay = true;
+	s->cfg.cpuid = trace_header_get_cpuid(h, &ncpuid);
+	s->cfg.cpuid_count = ncpuid;
+	/* The header belongs to the reader, which seeking replaces: keep
+	 * copies of what the VM configuration points to. */
+	s->cfg_kernel = s->cfg.kernel_path ? strdup(s->cfg.kernel_path) : NULL;
+	s->cfg_disk = s->cfg.disk_path ? strdup(s->cfg.disk_path) : NULL;
+	s->cfg_cmdline = s->cfg.cmdline ? strdup(s->cfg.cmdline) : NULL;
+	s->cfg_cpuid = ncpuid ? malloc(ncpuid * sizeof(*s->cfg_cpuid)) : NULL;
+	if ((s->cfg.kernel_path && !s->cfg_kernel) || (s->cfg.disk_path && !s->cfg_disk) ||
+	    (s->cfg.cmdline && !s->cfg_cmdline) || (ncpuid && !s->cfg_cpuid)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (ncpuid)
+		memcpy(s->cfg_cpuid, s->cfg.cpuid, ncpuid * sizeof(*s->cfg_cpuid));
+	s->cfg.kernel_path = s->cfg_kernel;
+	s->cfg.disk_path = s->cfg_disk;
+	s->cfg.cmdline = s->cfg_cmdline;
+	s->cfg.cpuid = s->cfg_cpuid;
+	open_db(s);
+	return 0;
+fail:
+	replay_session_close(s);
+	return -1;
+}
+
+/* Read and drop events until the next one is number `event`. */
+static int skip_to_event(struct replay_session *s, uint64_t have_next, uint64_t event, char *err, size_t errlen)
+{
+	struct trace_event ev;
+	for (uint64_t k = have_next; k < event; k++) {
+		int r = trace_reader_next(s->r, &ev);
+		if (r != 1) {
+			snprintf(err, errlen, "%s: event %" PRIu64 " (where the checkpoint resumes) cannot be read: %s",
+				 s->trace_path, event, r < 0 ? trace_reader_error(s->r) : "the trace ends before it");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Position the trace reader so that its next event is `event`. */
+static int seek_trace(struct replay_session *s, uint64_t event, char *err, size_t errlen)
+{
+	struct ckpt_frame_row f;
+	char e2[400];
+
+	/* A fresh reader: earlier sessions may have read past the point. */
+	trace_reader_close(s->r);
+	s->r = trace_reader_open(s->trace_path, err, errlen);
+	if (!s->r)
+		return -1;
+	if (event == 0)
+		return 0;
+	if (ckpt_db_frame_for_event(s->db, event, &f, e2, sizeof(e2)) == 0) {
+		if (trace_reader_seek(s->r, f.offset, f.seq, f.first_event, f.prev_hash)) {
+			snprintf(err, errlen, "%s: seeking to frame %" PRIu64 " at offset %" PRIu64 ": %s",
+				 s->trace_path, f.seq, f.offset, trace_reader_error(s->r));
+			return -1;
+		}
+		return skip_to_event(s, f.first_event, event, err, errlen);
+	}
+	/* No frame index row (a recorder killed before committing it):
+	 * read from the start. */
+	return skip_to_event(s, 0, event, err, errlen);
+}
+
+int replay_session_start(struct replay_session *s, uint64_t target, bool use_checkpoints,
+			 char *err, size_t errlen)
+{
+	struct ckpt_info ci;
+	char e2[600];
+	bool restore = false;
+
+	replay_session_stop(s);
+	s->restored = -1;
+	s->restore_seconds = 0;
+	if (use_checkpoints && s->db && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0)
+		restore = true;
+	s->cfg.dirty_log = false;
+	if (restore && seek_trace(s, ci.event, err, errlen))
+		return -1;
+	if (!restore && seek_trace(s, 0, err, errlen))
+		return -1;
+	replayer_init(&s->rp, s->r, s->epoch);
+	if (vm_create(&s->vm, &s->cfg, &s->rp.nd, s->opts.serial_out, err, errlen)) {
+		vm_destroy(&s->vm);
+		return -1;
+	}
+	s->vm_live = true;
+	replayer_attach(&s->rp, &s->vm);
+	if (restore) {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (snapshot_restore(&s->vm, s->db, &ci, err, errlen))
+			return -1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s->restore_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		s->rp.events = ci.event;
+		s->rp.last_clock = ci.guest_ns;
+		s->vm.resume_replay = true;
+		s->restored = ci.id;
+	}
+	return 0;
+}
+
+int replay_session_goto(struct replay_session *s, uint64_t exit, bool use_checkpoints,
+			char *err, size_t errlen)
+{
+	char msg[700];
+
+	if (replay_session_start(s, exit, use_checkpoints, err, errlen))
+		return -1;
+	s->vm.stop_at_set = true;
+	s->vm.stop_at_exit = exit;
+	if (s->vm.stats.exits > exit) {
+		snprintf(err, errlen, "internal error: checkpoint %" PRId64 " is past exit %" PRIu64, s->restored, exit);
+		return -1;
+	}
+	vm_run(&s->vm);
+	if (s->vm.stop == VM_STOP_REACHED && s->vm.stats.exits == exit)
+		return vcpu_complete_pending(&s->vm.kvm, err, errlen);
+	int rc = replayer_finish(&s->rp, msg, sizeof(msg));
+	if (rc == 0 && s->vm.stats.exits == exit) {
+		/* The guest stopped itself at exactly this exit (its last). */
+		return 0;
+	}
+	if (rc == 0)
+		snprintf(err, errlen, "the recording ends at exit %" PRIu64 ", before exit %" PRIu64 " (%s)",
+			 s->vm.stats.exits, exit, msg);
+	else
+		snprintf(err, errlen, "%s", msg);
+	return -1;
+}
+
+void replay_session_stop(struct replay_session *s)
+{
+	if (s->vm_live) {
+		vm_destroy(&s->vm);
+		memset(&s->vm, 0, sizeof(s->vm));
+		s->vm_live = false;
+	}
+}
+
+void replay_session_close(struct replay_session *s)
+{
+	replay_session_stop(s);
+	if (s->db)
+		ckpt_db_close(s->db);
+	s->db = NULL;
+	if (s->r)
+		trace_reader_close(s->r);
+	s->r = NULL;
+	free(s->cfg_kernel);
+	free(s->cfg_disk);
+	free(s->cfg_cmdline);
+	free(s->cfg_cpuid);
+	s->cfg_kernel = s->cfg_disk = s->cfg_cmdline = NULL;
+	s->cfg_cpuid = NULL;
+}

@@ -1,0 +1,78 @@
+/*
+ * session.h - a recording opened for replay: its trace, its checkpoint
+ * database (if any) and one VM built from the recorded configuration.
+ * `detvm replay` and the inspector use it to bring a fresh VM to any exit:
+ *
+ *   replay_session_open(&s, "REC", &opts, err, n);
+ *   replay_session_goto(&s, 12345, true, err, n);   // restore + replay
+ *   ... inspect s.vm (registers, RAM) ...
+ *   replay_session_close(&s);
+ *
+ * "The state at exit N" is the state after exit N was handled completely
+ * (its device, the interrupts delivered there), where the run loop is
+ * about to enter the guest again; exit 0 is before the first instruction.
+ * Checkpoints are taken at exactly such points, so seeking restores the
+ * last checkpoint at or before N and replays the rest with every check of a
+ * normal replay (exits, digests, landmarks).
+ */
+#ifndef DETVM_SESSION_H
+#define DETVM_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "checkpoint/ckpt_db.h"
+#include "replayer/replayer.h"
+#include "trace-format/trace.h"
+#include "vmm/vm.h"
+
+struct replay_session_opts {
+	const char *kernel, *disk;   /* new places of the recorded files, or NULL */
+	FILE *serial_out;            /* the guest's console output, or NULL */
+	bool quiet_warnings;
+};
+
+struct replay_session {
+	char rec[4096];
+	char trace_path[4200], db_path[4200];
+	struct replay_session_opts opts;
+	struct trace_reader *r;
+	struct ckpt_db *db;          /* NULL: the recording has none */
+	char db_error[600];          /* why db is NULL when the file exists */
+	struct vm_config cfg;        /* points into the copies below, not the reader */
+	char *cfg_kernel, *cfg_disk, *cfg_cmdline;
+	struct kvm_cpuid_entry2 *cfg_cpuid;
+	uint64_t epoch;
+	struct replayer rp;
+	struct vm vm;
+	bool vm_live;
+	int64_t restored;            /* checkpoint restored, or -1 (replayed from the start) */
+	double restore_seconds;      /* time spent restoring it */
+};
+
+/* Open the trace (and the database if present); check the recorded files. */
+int replay_session_open(struct replay_session *s, const char *rec,
+			const struct replay_session_opts *opts, char *err, size_t errlen);
+/*
+ * Create the VM and make it ready to replay from the last checkpoint at or
+ * before `target` (use_checkpoints, and the database has one), or from the
+ * start.  Then vm_run(&s->vm) replays; set s->vm.stop_at_* to stop early.
+ */
+int replay_session_start(struct replay_session *s, uint64_t target, bool use_checkpoints,
+			 char *err, size_t errlen);
+/*
+ * start + run to the state at exit `exit`.  0 if reached; -1 with a message
+ * (divergence, the recording ends before it, ...).
+ */
+int replay_session_goto(struct replay_session *s, uint64_t exit, bool use_checkpoints,
+			char *err, size_t errlen);
+/* Tear down the VM (the trace and database stay open for another start). */
+void replay_session_stop(struct replay_session *s);
+void replay_session_close(struct replay_session *s);
+
+/* Size/XXH3-128 check of a recorded file against the header (replay --kernel/--disk). */
+int replay_check_identity(const struct trace_header *h, uint16_t tag, const char *given,
+			  const char **path, const char *what, char *err, size_t errlen);
+
+#endif
