@@ -26,6 +26,11 @@ int cmd_verify(int argc, char **argv)
 	struct trace_verify_report rep;
 	memset(&rep, 0, sizeof(rep));
 	int rc = trace_verify(path, &rep, err, sizeof(err));
+	if (rc < 0 && rep.major == 0) {
+		/* The file header itself was refused: nothing to summarise. */
+		fprintf(stderr, "detvm verify: %s\n", err);
+		return 2;
+	}
 	printf("trace %s: format %u.%u, %" PRIu64 " frames, %" PRIu64 " events, %" PRIu64 " exits, %" PRIu64
 	       " bytes (%" PRIu64 " uncompressed)\n", path, rep.major, rep.minor, rep.frames, rep.events,
 	       rep.exits, rep.file_bytes, rep.raw_bytes);

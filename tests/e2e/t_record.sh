@@ -102,6 +102,14 @@ expect "verify reports a truncated recording as cut short" 1 "cut short"
 "$DETVM" replay "$R-cut" >"$TMP/rc.out" 2>"$TMP/rc.err"; RC=$?; OUT=$TMP/rc.out; ERR=$TMP/rc.err
 expect "replay of a truncated recording replays its prefix" 3 "" "cut short"
 
+# A newer format major (header re-sealed with a valid checksum, as a newer
+# detvm would write it) is refused by verify and replay with a clear message.
+cp -r "$R-spin" "$R-newer"; python3 $TT version "$R-newer/trace" 2 0
+"$DETVM" verify "$R-newer" >"$TMP/vn.out" 2>&1; RC=$?; OUT=$TMP/vn.out; ERR=$TMP/vn.out
+expect "verify refuses a newer format version" 2 "" "newer than this detvm supports"
+"$DETVM" replay "$R-newer" --quiet >/dev/null 2>"$TMP/rn.err"; RC=$?; OUT=/dev/null; ERR=$TMP/rn.err
+expect "replay refuses a newer format version" 2 "" "upgrade detvm"
+
 cp "$TMP/rr-disk.img" "$TMP/other.img"; printf 'x' | dd of="$TMP/other.img" bs=1 seek=100 conv=notrunc 2>/dev/null
 "$DETVM" replay "$R-disk" --disk "$TMP/other.img" >/dev/null 2>"$TMP/od.err"; RC=$?; OUT=/dev/null; ERR=$TMP/od.err
 expect "replay refuses another disk image" 2 "" "is not the one recorded"
