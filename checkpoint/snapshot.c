@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -148,63 +147,33 @@ int snapshot_devices_restore(struct vm *vm, const uint8_t *b, size_t len, char *
 
 /* ---- RAM ---- */
 
-/* KVM's dirty bitmap of one slot, ORed into `pages` as host page numbers. */
-static int take_dirty_log(struct vm *vm, uint32_t slot, uint64_t first_page, uint64_t npages,
-			  uint64_t *acc, char *err, size_t errlen)
-{
-	size_t words = (npages + 63) / 64;
-	uint64_t *bm = calloc(words ? words : 1, sizeof(uint64_t));
-	struct kvm_dirty_log dl = { .slot = slot, .dirty_bitmap = bm };
-
-	if (!bm) {
-		snprintf(err, errlen, "out of memory for the dirty log");
-		return -1;
-	}
-	if (ioctl(vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
-		snprintf(err, errlen, "KVM_GET_DIRTY_LOG (slot %u) at exit %" PRIu64 ": %s", slot,
-			 vm->stats.exits, strerror(errno));
-		free(bm);
-		return -1;
-	}
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = bm[w];
-		while (bits) {
-			uint64_t pg = first_page + w * 64 + (uint64_t)__builtin_ctzll(bits);
-			acc[pg / 64] |= 1ULL << (pg % 64);
-			bits &= bits - 1;
-		}
-	}
-	free(bm);
-	return 0;
-}
-
 static int capture_pages(struct vm *vm, bool full, struct page_list *l, char *err, size_t errlen)
 {
 	const struct guest_mem *gm = &vm->mem;
 	uint64_t npages = gm->size / PG;
 	size_t words = (npages + 63) / 64;
+	uint64_t *written = calloc(words ? words : 1, sizeof(uint64_t));
+	int ret = -1;
 
-	if (!gm->dirty) {
-		snprintf(err, errlen, "checkpoints need a VM created with dirty logging");
+	if (!written) {
+		snprintf(err, errlen, "out of memory for the dirty-page bitmap");
 		return -1;
 	}
 	/* Always collect (and so reset) the dirty logs, full or not. */
-	if (take_dirty_log(vm, 0, 0, gm->low_size / PG, gm->dirty, err, errlen) ||
-	    (gm->high_size && take_dirty_log(vm, 1, gm->low_size / PG, gm->high_size / PG,
-					     gm->dirty, err, errlen)))
-		return -1;
+	if (vm_take_dirty(vm, written, err, errlen))
+		goto out;
 	if (full) {
 		/* Untouched pages of the anonymous mapping are not resident
 		 * and read as zero: only resident ones need a look. */
 		unsigned char *vec = malloc(npages);
 		if (!vec) {
 			snprintf(err, errlen, "out of memory for mincore");
-			return -1;
+			goto out;
 		}
 		if (mincore(gm->host, gm->size, vec) < 0) {
 			snprintf(err, errlen, "mincore over guest RAM: %s", strerror(errno));
 			free(vec);
-			return -1;
+			goto out;
 		}
 		for (uint64_t pg = 0; pg < npages; pg++) {
 			const uint8_t *p = gm->host + pg * PG;
@@ -213,28 +182,27 @@ static int capture_pages(struct vm *vm, bool full, struct page_list *l, char *er
 			if (pl_add(l, gm_offset_to_gpa(gm, pg * PG) / PG, p)) {
 				free(vec);
 				snprintf(err, errlen, "out of memory copying guest pages");
-				return -1;
+				goto out;
 			}
 		}
 		free(vec);
-		memset(gm->dirty, 0, words * sizeof(uint64_t));
-		return 0;
+		ret = 0;
+		goto out;
 	}
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = gm->dirty[w];
-		gm->dirty[w] = 0;
-		while (bits) {
+	for (size_t w = 0; w < words; w++)
+		for (uint64_t bits = written[w]; bits; bits &= bits - 1) {
 			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(bits);
-			bits &= bits - 1;
 			if (pg >= npages)
 				break;
 			if (pl_add(l, gm_offset_to_gpa(gm, pg * PG) / PG, gm->host + pg * PG)) {
 				snprintf(err, errlen, "out of memory copying guest pages");
-				return -1;
+				goto out;
 			}
 		}
-	}
-	return 0;
+	ret = 0;
+out:
+	free(written);
+	return ret;
 }
 
 static int add_block(void *ctx, uint64_t block, const uint8_t *data)

@@ -288,26 +288,6 @@ static void hook_before_run(void *ctx, struct vm *vm)
 	progress(in, vm->stats.exits, false);
 }
 
-/* Turn on dirty-page tracking of a VM created without it. */
-static int enable_dirty_log(struct vm *vm, char *err, size_t errlen)
-{
-	if (vm->mem.dirty)
-		return 0;
-	vm->mem.dirty = calloc(vm->mem.size / 4096 / 64 + 1, sizeof(uint64_t));
-	if (!vm->mem.dirty) {
-		snprintf(err, errlen, "out of memory for the dirty-page bitmap");
-		return -1;
-	}
-	/* Changing only the flags of a slot is allowed (KVM_MR_FLAGS_ONLY). */
-	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, true, err, errlen))
-		return -1;
-	if (vm->mem.high_size &&
-	    kvm_set_memory(&vm->kvm, 1, GM_HIGH_START, vm->mem.high_size, vm->mem.host + vm->mem.low_size,
-			   true, err, errlen))
-		return -1;
-	return 0;
-}
-
 static int stop_status(const struct vm *vm, const char *msg)
 {
 	/* First: a Ctrl-C can also cut a landmark run short, which the
@@ -336,8 +316,7 @@ int insp_replay(struct insp *in, uint64_t restore_at, bool stop, uint64_t target
 	in->step_failed = 0;
 	in->progress_shown = false;
 	in->t_start_ns = now_ns();
-	/* replay_session_start() creates the VM without dirty logging
-	 * whatever cfg says; enable_dirty_log() below turns it on. */
+	s->cfg.dirty_log = in->want_dirty_log;
 	if (replay_session_start(s, restore_at, !in->o->from_start, err, sizeof(err))) {
 		if (will_restore) {
 			bool named = strstr(err, s->db_path) != NULL;
@@ -346,10 +325,6 @@ int insp_replay(struct insp *in, uint64_t restore_at, bool stop, uint64_t target
 		} else {
 			insp_err("%s", err);
 		}
-		return INSPECT_ERROR;
-	}
-	if (in->want_dirty_log && enable_dirty_log(&s->vm, err, sizeof(err))) {
-		insp_err("%s", err);
 		return INSPECT_ERROR;
 	}
 	s->vm.stop_at_set = stop;
@@ -394,7 +369,7 @@ int insp_goto(struct insp *in, uint64_t target)
 	int st = insp_replay(in, target, true, target);
 	if (st)
 		return st;
-	if (insp_complete_exit(&in->s->vm, err, sizeof(err))) {
+	if (vcpu_complete_pending(&in->s->vm.kvm, err, sizeof(err))) {
 		insp_err("at exit %" PRIu64 ": %s", target, err);
 		return INSPECT_ERROR;
 	}
@@ -402,31 +377,6 @@ int insp_goto(struct insp *in, uint64_t target)
 }
 
 /* ---- the vCPU and memory ---- */
-
-int insp_complete_exit(struct vm *vm, char *err, size_t errlen)
-{
-	struct kvm_run *run = vm->kvm.run;
-	if (!run) {
-		snprintf(err, errlen, "the VM has no vCPU");
-		return -1;
-	}
-	uint32_t reason = run->exit_reason;
-	run->immediate_exit = 1;
-	int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
-	int e = errno;
-	run->immediate_exit = 0;
-	if (r == 0) {
-		snprintf(err, errlen, "finishing the exit's instruction needed another exit (KVM exit reason %u)",
-			 run->exit_reason);
-		return -1;
-	}
-	if (e != EINTR && e != EAGAIN) {
-		snprintf(err, errlen, "KVM_RUN (immediate exit) to finish the exit's instruction: %s", strerror(e));
-		return -1;
-	}
-	run->exit_reason = reason;
-	return 0;
-}
 
 int insp_get_cpu(struct vm *vm, struct kvm_regs *regs, struct kvm_sregs *sregs, char *err, size_t errlen)
 {

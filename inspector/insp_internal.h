@@ -22,6 +22,7 @@
 
 #include "inspector/inspect.h"
 #include "replayer/session.h"
+#include "vmm/vcpu_state.h"
 
 /* ---- messages ---- */
 
@@ -100,14 +101,7 @@ int insp_replay(struct insp *in, uint64_t restore_at, bool stop, uint64_t target
 /* insp_replay(target, stop) and finish the exit's pending instruction. */
 int insp_goto(struct insp *in, uint64_t target);
 
-/*
- * Finish the instruction of the last exit inside KVM (an IN's value into
- * RAX, a string IN's data into RAM, RIP past the instruction), as
- * vcpu_state_save() does before a checkpoint: KVM_RUN with immediate_exit.
- * No guest instruction runs.  0, or -1 with a message.
- */
-int insp_complete_exit(struct vm *vm, char *err, size_t errlen);
-/* Registers (after insp_complete_exit).  0, or -1 with a message. */
+/* Registers (after vcpu_complete_pending(), which insp_goto() calls).  0, or -1 with a message. */
 int insp_get_cpu(struct vm *vm, struct kvm_regs *regs, struct kvm_sregs *sregs,
 		 char *err, size_t errlen);
 

@@ -34,7 +34,6 @@ struct search {
 	uint64_t npages, low_pages;
 	uint64_t total;		/* sum of count[] */
 	uint64_t *dirty;	/* pages to re-examine (host page index) */
-	uint64_t *slot_bm[2];	/* KVM_GET_DIRTY_LOG buffers */
 	bool scanned;
 	bool found;
 	uint64_t first_exit, first_gpa;
@@ -90,42 +89,6 @@ static void full_scan(struct search *s, const struct guest_mem *gm)
 	}
 }
 
-/* KVM's dirty bitmap of one slot into s->dirty (host page numbers). */
-static int take_slot(struct search *s, struct vm *vm, uint32_t slot, uint64_t first_page, uint64_t npages)
-{
-	size_t words = (npages + 63) / 64;
-	struct kvm_dirty_log dl = { .slot = slot, .dirty_bitmap = s->slot_bm[slot] };
-	if (ioctl(vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
-		snprintf(s->err, sizeof(s->err), "KVM_GET_DIRTY_LOG (slot %u) at exit %" PRIu64 ": %s", slot,
-			 vm->stats.exits, strerror(errno));
-		return -1;
-	}
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = s->slot_bm[slot][w];
-		while (bits) {
-			uint64_t pg = first_page + w * 64 + (uint64_t)__builtin_ctzll(bits);
-			bits &= bits - 1;
-			s->dirty[pg / 64] |= 1ull << (pg % 64);
-		}
-	}
-	return 0;
-}
-
-/* Collect (and reset) every record of written pages into s->dirty. */
-static int take_dirty(struct search *s, struct vm *vm)
-{
-	const struct guest_mem *gm = &vm->mem;
-	if (take_slot(s, vm, 0, 0, s->low_pages) ||
-	    (gm->high_size && take_slot(s, vm, 1, s->low_pages, s->npages - s->low_pages)))
-		return -1;
-	size_t words = (size_t)(s->npages + 63) / 64;
-	for (size_t w = 0; w < words; w++) {
-		s->dirty[w] |= gm->dirty[w];
-		gm->dirty[w] = 0;
-	}
-	return 0;
-}
-
 static void first_occurrence(struct search *s, const struct guest_mem *gm)
 {
 	for (uint64_t pg = 0; pg < s->npages; pg++)
@@ -149,12 +112,13 @@ static void step(struct insp *in, struct vm *vm)
 	 * finish it now, as `inspect mem --at` does. */
 	struct kvm_run *run = vm->kvm.run;
 	if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_IN && run->io.count > 1 &&
-	    insp_complete_exit(vm, s->err, sizeof(s->err))) {
+	    vcpu_complete_pending(&vm->kvm, s->err, sizeof(s->err))) {
 		insp_err("at exit %" PRIu64 ": %s", exit, s->err);
 		in->step_failed = INSPECT_ERROR;
 		return;
 	}
-	if (take_dirty(s, vm)) {
+	/* Every record of written pages, collected and reset, into s->dirty. */
+	if (vm_take_dirty(vm, s->dirty, s->err, sizeof(s->err))) {
 		insp_err("%s", s->err);
 		in->step_failed = INSPECT_ERROR;
 		return;
@@ -261,8 +225,6 @@ static void free_search(struct search *s)
 {
 	free(s->count);
 	free(s->dirty);
-	free(s->slot_bm[0]);
-	free(s->slot_bm[1]);
 	free(s);
 }
 
@@ -311,9 +273,7 @@ int insp_cmd_search(struct insp *in)
 	size_t words = (size_t)(s->npages + 63) / 64;
 	s->count = calloc(s->npages ? s->npages : 1, sizeof(uint32_t));
 	s->dirty = calloc(words + 1, sizeof(uint64_t));
-	s->slot_bm[0] = calloc((s->low_pages + 63) / 64 + 1, sizeof(uint64_t));
-	s->slot_bm[1] = calloc((s->npages - s->low_pages + 63) / 64 + 1, sizeof(uint64_t));
-	if (!s->count || !s->dirty || !s->slot_bm[0] || !s->slot_bm[1]) {
+	if (!s->count || !s->dirty) {
 		insp_err("out of memory for %" PRIu64 " pages", s->npages);
 		free_search(s);
 		return INSPECT_ERROR;

@@ -185,7 +185,6 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	s->restore_seconds = 0;
 	if (use_checkpoints && s->db && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0)
 		restore = true;
-	s->cfg.dirty_log = false;
 	if (restore && seek_trace(s, ci.event, err, errlen))
 		return -1;
 	if (!restore && seek_trace(s, 0, err, errlen))

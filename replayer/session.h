@@ -40,7 +40,8 @@ struct replay_session {
 	struct trace_reader *r;
 	struct ckpt_db *db;          /* NULL: the recording has none */
 	char db_error[600];          /* why db is NULL when the file exists */
-	struct vm_config cfg;        /* points into the copies below, not the reader */
+	struct vm_config cfg;        /* points into the copies below, not the reader;
+				      * set cfg.dirty_log before start for vm_take_dirty() */
 	char *cfg_kernel, *cfg_disk, *cfg_cmdline;
 	struct kvm_cpuid_entry2 *cfg_cpuid;
 	uint64_t epoch;

@@ -293,6 +293,49 @@ void vm_destroy(struct vm *vm)
 	vm->mem.dirty = NULL;
 }
 
+/* KVM's dirty log of one slot, ORed into acc from host page first_page. */
+static int take_slot_log(struct vm *vm, uint32_t slot, uint64_t first_page, uint64_t npages,
+			 uint64_t *acc, char *err, size_t errlen)
+{
+	size_t words = (npages + 63) / 64;
+	uint64_t *bm = calloc(words ? words : 1, sizeof(uint64_t));
+	struct kvm_dirty_log dl = { .slot = slot, .dirty_bitmap = bm };
+
+	if (!bm)
+		return fail(err, errlen, "out of memory for the dirty log");
+	if (ioctl(vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
+		fail(err, errlen, "KVM_GET_DIRTY_LOG (slot %u) at exit %" PRIu64 ": %s", slot,
+		     vm->stats.exits, strerror(errno));
+		free(bm);
+		return -1;
+	}
+	for (size_t w = 0; w < words; w++)
+		for (uint64_t bits = bm[w]; bits; bits &= bits - 1) {
+			uint64_t pg = first_page + w * 64 + (uint64_t)__builtin_ctzll(bits);
+			acc[pg / 64] |= 1ULL << (pg % 64);
+		}
+	free(bm);
+	return 0;
+}
+
+int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen)
+{
+	struct guest_mem *gm = &vm->mem;
+	size_t words = (gm->size / 4096 + 63) / 64;
+
+	if (!gm->dirty)
+		return fail(err, errlen, "this VM was created without dirty-page tracking");
+	if (take_slot_log(vm, 0, 0, gm->low_size / 4096, acc, err, errlen) ||
+	    (gm->high_size && take_slot_log(vm, 1, gm->low_size / 4096, gm->high_size / 4096,
+					    acc, err, errlen)))
+		return -1;
+	for (size_t w = 0; w < words; w++) {
+		acc[w] |= gm->dirty[w];
+		gm->dirty[w] = 0;
+	}
+	return 0;
+}
+
 int vm_progress(const struct vm *vm, uint64_t *value)
 {
 	uint64_t raw;

@@ -151,6 +151,15 @@ void vm_destroy(struct vm *vm);
 /* Run until the guest stops.  vm->stop says why; returns 0 (always). */
 int vm_run(struct vm *vm);
 
+/*
+ * The pages written since the last call (or since the VM was created), as
+ * bits (host offset >> 12) ORed into acc, which has room for
+ * mem.size / 4096 bits: KVM's dirty log of each RAM slot (the guest's
+ * writes) and mem.dirty (the monitor's), both reset.  The VM must have
+ * been created with vm_config.dirty_log.  0, or -1 with a message.
+ */
+int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
+
 /* The progress counter (insn_emulation + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
 
