@@ -41,6 +41,17 @@ static int parse_exit(const char *s, uint64_t *out)
 	return *end || errno ? -1 : 0;
 }
 
+/* How the forced exits were reached: the cost of replaying them. */
+static void print_landmark_stats(const struct replay_session *s)
+{
+	const struct landmark_ctl *c = &s->rp.lm;
+	if (!c->reached && !c->overshoots)
+		return;
+	fprintf(stderr, "detvm replay: %" PRIu64 " forced exits reached in %.3f s (%" PRIu64 " timed runs, %" PRIu64
+		" single steps, %" PRIu64 " overshoots rewound)\n", c->reached, (double)c->ns / 1e9, c->runs, c->steps,
+		c->overshoots);
+}
+
 int cmd_replay(int argc, char **argv)
 {
 	const char *rec_path = NULL, *serial_out = NULL;
@@ -131,9 +142,10 @@ int cmd_replay(int argc, char **argv)
 		if (pc && strcmp(pc, TRACE_PROGRESS_INSN_EMULATION) == 0 && sess.vm.kvm.insn_emulation_off < 0)
 			fprintf(stderr, "detvm replay: the recording used the insn_emulation progress counter, which this host lacks; "
 				"forced exits cannot be reached\n");
-		vm_run(&sess.vm);
-		char msg[700];
-		int rc = replayer_finish(&sess.rp, msg, sizeof(msg));
+		char msg[1200];
+		int rc = replay_session_run(&sess, true, msg, sizeof(msg));
+		if (rc == 0)
+			rc = replayer_finish(&sess.rp, msg, sizeof(msg));
 		if (rc)
 			status = sess.vm.stop == VM_STOP_DIVERGENCE || strncmp(msg, "divergence", 10) == 0 ? 10 : 2;
 		else
@@ -143,6 +155,7 @@ int cmd_replay(int argc, char **argv)
 			" interrupts, %" PRIu64 " digests checked, %.3f s\n", sess.vm.stats.exits,
 			sess.vm.stats.by_kind[VMX_LANDMARK], sess.rp.events, sess.vm.stats.injections,
 			sess.rp.digests_checked, sess.vm.stats.seconds);
+		print_landmark_stats(&sess);
 	}
 	replay_session_close(&sess);
 	if (out && out != stdout)

@@ -337,11 +337,15 @@ int insp_replay(struct insp *in, uint64_t restore_at, bool stop, uint64_t target
 		in->progress_target = target;
 	s->vm.hooks.before_run = hook_before_run;
 	active = in;
-	vm_run(&s->vm);
+	int run_rc = replay_session_run(s, !in->o->from_start, err, sizeof(err));
 	active = NULL;
 	progress(in, 0, true);
 	if (in->step_failed)
 		return in->step_failed;
+	if (run_rc) {
+		insp_err("%s", err);
+		return INSPECT_ERROR;
+	}
 	if (!(stop && s->vm.stop == VM_STOP_REACHED && s->vm.stats.exits == target)) {
 		int rc = replayer_finish(&s->rp, msg, sizeof(msg));
 		if (rc) {

@@ -4,15 +4,35 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 
-/* Never assume the guest faster than 400 ns per instruction (measured on
- * these hosts), and aim at half of what remains: a kick that lands late
- * (measured: several ms under load) must still not carry the guest past the
- * target.  Learning the speed from wall time is unsafe for that reason. */
-#define STEP_MAX 1000
-#define NS_PER_INSN_HALF 200
+#include "vmm/nd_live.h"
+
+/* Single-step zones: how close the free run aims before stepping. */
+#define FAST_ZONE      32
+#define CAREFUL_ZONE   1000
+/* CAREFUL's speed: half of the remaining time at 400 ns an instruction,
+ * the fastest guest speed measured on the insn_emulation hosts. */
+#define CAREFUL_NS_PER_INSN 200
+/* A measured speed below this is treated as this (a sanity floor; the
+ * hosts with this counter run CPL0 code at >= 400 ns an instruction). */
+#define FLOOR_PS_PER_INSN 50000
+/* Rounds shorter than this teach nothing about the speed: the fixed cost
+ * of entering and leaving the guest dominates them. */
+#define LEARN_MIN_INSNS 64
+/* Of a round's wall time, at least this much is not the guest running
+ * (measured: a round whose timer fires before the guest starts takes
+ * 23 us; a 53 us round ran the guest for 37 us of its 65). */
+#define ROUND_OVERHEAD_NS 20000
+/* Of that, the part before the guest starts running after the timer was
+ * armed (measured: about 16 us); added to a round's aim. */
+#define ENTRY_NS 12000
+#define LEARN_ROUNDS 8
+/* A timed round costs about 25 us of entering and leaving the guest. */
+#define MIN_RUN_NS 20000
 
 static int set_debug(struct vm *vm, uint32_t control, uint64_t bp_rip)
 {
@@ -26,9 +46,12 @@ static int set_debug(struct vm *vm, uint32_t control, uint64_t bp_rip)
 	return ioctl(vm->kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg);
 }
 
-static bool next_is_iretq(struct vm *vm, uint64_t rip)
+static bool next_is_iretq(struct vm *vm)
 {
-	struct kvm_translation tr = { .linear_address = rip };
+	struct kvm_regs regs;
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return false;
+	struct kvm_translation tr = { .linear_address = regs.rip };
 	uint8_t b[2];
 	if (ioctl(vm->kvm.vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid ||
 	    gm_read(&vm->mem, tr.physical_address, b, 2))
@@ -36,63 +59,203 @@ static bool next_is_iretq(struct vm *vm, uint64_t rip)
 	return b[0] == 0x48 && b[1] == 0xcf;
 }
 
-int landmark_reach(struct vm *vm, uint64_t target, uint64_t rip, uint64_t regs_hash,
-		   char *err, size_t errlen)
+/*
+ * How long to let the guest run freely towards `rem` more instructions, in
+ * ns; 0: close enough, single-step instead.  `local_ps` is the speed
+ * measured on the way to this landmark (0 before the first round).
+ *
+ * FAST measured here (spin, 12,700 instructions between forced exits): the
+ * instructions a timed round runs are within about 5% of its aim for long
+ * rounds and within about 30 for short ones.  Each round's wall time gives
+ * a slow bound of the speed (entering and leaving the guest, and the host
+ * preempting us, are in it), so the fastest bound seen is the one to aim
+ * with; one slow round must not be trusted, so until LEARN_ROUNDS rounds
+ * were measured the careful aim is used.  The first round of a landmark
+ * aims at half the way (the code here may be faster than any seen so far);
+ * later rounds aim short of the target by 1/16 of the way plus 32, at the
+ * fastest of that and the speed measured on the way here.
+ */
+static uint64_t free_run_ns(const struct landmark_ctl *c, enum landmark_care care, uint64_t rem,
+			    uint64_t local_ps)
 {
-	struct kvm_run *run = vm->kvm.run;
-	uint64_t cur;
-	int rc = -1;
-	uint32_t debug = 0;
+	switch (care) {
+	case LANDMARK_FAST: {
+		if (rem <= FAST_ZONE)
+			return 0;
+		if (c->learned < LEARN_ROUNDS)
+			return rem <= CAREFUL_ZONE ? 0 : rem * CAREFUL_NS_PER_INSN;
+		uint64_t ns;
+		if (!local_ps)
+			ns = rem / 2 * c->ps_per_insn / 1000;
+		else
+			ns = (rem - rem / 16 - FAST_ZONE / 2) * (local_ps < c->ps_per_insn ? local_ps : c->ps_per_insn) / 1000;
+		/* Too short to be worth entering and leaving the guest: step. */
+		return ns < MIN_RUN_NS ? 0 : ns + ENTRY_NS;
+	}
+	case LANDMARK_CAREFUL:
+		return rem <= CAREFUL_ZONE ? 0 : rem * CAREFUL_NS_PER_INSN;
+	case LANDMARK_STEP:
+		break;
+	}
+	return 0;
+}
 
+/*
+ * Fault injection for the tests (tests/e2e/t_overshoot.sh), so that the
+ * rewinding is exercised on any host: with DETVM_TEST_OVERSHOOT=N in the
+ * environment, the first timed round of every Nth FAST approach runs 8
+ * times longer than aimed, which overshoots; DETVM_TEST_OVERSHOOT_CAREFUL=M
+ * does the same to every Mth CAREFUL approach (which then escalates to STEP).
+ */
+static uint64_t env_every(const char *name, int64_t *cache)
+{
+	if (*cache < 0) {
+		const char *v = getenv(name);
+		char *end;
+		*cache = v && *v ? (int64_t)strtoull(v, &end, 10) : 0;
+		if (v && *v && *end)
+			*cache = 0;
+	}
+	return (uint64_t)*cache;
+}
+
+static bool test_fault(struct landmark_ctl *c, enum landmark_care care)
+{
+	static int64_t fast = -1, careful = -1;
+	uint64_t every;
+	if (care == LANDMARK_FAST) {
+		every = env_every("DETVM_TEST_OVERSHOOT", &fast);
+		return every && ++c->approaches % every == 0;
+	}
+	if (care == LANDMARK_CAREFUL) {
+		every = env_every("DETVM_TEST_OVERSHOOT_CAREFUL", &careful);
+		return every && ++c->careful_approaches % every == 0;
+	}
+	return false;
+}
+
+int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care care,
+		   uint64_t target, uint64_t rip, uint64_t regs_hash, char *err, size_t errlen)
+{
+	static bool slack_set;
+	struct kvm_run *run = vm->kvm.run;
+	uint64_t cur, t_start = nd_host_mono_ns();
+	int rc = LANDMARK_DIVERGED;
+	uint32_t debug = 0;
+	bool free_ran = false;   /* a free run since the last step */
+	uint64_t local_ps = 0;   /* speed measured on the way to this landmark */
+	bool fault = test_fault(c, care);
+
+	if (!slack_set) {
+		/* The default 50 us of timer slack is some 60 instructions of
+		 * lateness; ask for none.  Failure only costs precision. */
+		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+		slack_set = true;
+	}
 	for (;;) {
 		if (vm_progress(vm, &cur)) {
 			snprintf(err, errlen, "cannot read the progress counter");
+			rc = LANDMARK_ERROR;
 			goto out;
 		}
 		if (cur == target)
 			break;
 		if (cur > target) {
-			snprintf(err, errlen, "divergence at exit %" PRIu64 ": ran past the recorded forced exit "
-				 "(progress %" PRIu64 ", expected %" PRIu64 ")", vm->stats.exits + 1, cur, target);
+			if (free_ran) {
+				snprintf(err, errlen, "approaching the forced exit %" PRIu64 " ran %" PRIu64
+					 " instructions past it (progress %" PRIu64 ", target %" PRIu64 ")",
+					 vm->stats.exits + 1, cur - target, cur, target);
+				c->overshoots++;
+				rc = LANDMARK_OVERSHOT;
+			} else {
+				snprintf(err, errlen, "divergence at exit %" PRIu64 ": single-stepping went past the "
+					 "recorded forced exit (progress %" PRIu64 ", expected %" PRIu64 ")",
+					 vm->stats.exits + 1, cur, target);
+			}
 			goto out;
 		}
 		uint64_t rem = target - cur;
-		struct kvm_regs regs;
-		uint32_t want = 0;
-		if (rem <= STEP_MAX) {
-			if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0) {
-				snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
-				goto out;
-			}
-			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-			if (rem == 1 && next_is_iretq(vm, regs.rip))
-				want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+		uint64_t ns = free_run_ns(c, care, rem, local_ps);
+		uint32_t want;
+		if (ns) {
+			want = 0;
 		} else {
-			vm_arm_kick(vm, rem * NS_PER_INSN_HALF);
+			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+			if (rem == 1 && next_is_iretq(vm))
+				want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
 		}
 		if (want != debug) {
 			if (set_debug(vm, want, rip) < 0) {
 				snprintf(err, errlen, "KVM_SET_GUEST_DEBUG: %s", strerror(errno));
-				goto out;
+				rc = LANDMARK_ERROR;
+			goto out;
 			}
 			debug = want;
 		}
+		if (ns && fault) {
+			ns *= 8;
+			fault = false;
+		}
+		if (ns && vm_arm_kick(vm, ns)) {
+			snprintf(err, errlen, "cannot arm the host timer to reach a forced exit");
+			rc = LANDMARK_ERROR;
+			goto out;
+		}
+		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
+		uint64_t t1 = nd_host_mono_ns();
 		run->immediate_exit = 0;
+		if (ns) {
+			free_ran = true;
+			c->runs++;
+			uint64_t after;
+			if (vm_progress(vm, &after) == 0 && after > cur && after - cur >= LEARN_MIN_INSNS) {
+				/* Wall time includes entering and leaving the guest, so
+				 * this is a slow bound of the speed; the fastest such
+				 * bound seen is the one to aim with. */
+				uint64_t el = t1 - t0 > ROUND_OVERHEAD_NS ? t1 - t0 - ROUND_OVERHEAD_NS : 0;
+				uint64_t ps = el * 1000 / (after - cur);
+				if (ps < FLOOR_PS_PER_INSN)
+					ps = FLOOR_PS_PER_INSN;
+				if (!c->ps_per_insn || ps < c->ps_per_insn)
+					c->ps_per_insn = ps;
+				c->learned++;
+				if (!local_ps || ps < local_ps)
+					local_ps = ps;
+			}
+		} else {
+			free_ran = false;
+			c->steps++;
+		}
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				if (vm_stop_requested) {
 					snprintf(err, errlen, "interrupted while reaching a forced exit");
+					rc = LANDMARK_ERROR;
 					goto out;
 				}
 				continue;
 			}
 			snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
+			rc = LANDMARK_ERROR;
 			goto out;
 		}
 		if (run->exit_reason == KVM_EXIT_DEBUG || run->exit_reason == KVM_EXIT_INTR ||
 		    run->exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN)
 			continue;
+		if (ns) {
+			uint64_t after;
+			if (vm_progress(vm, &after) == 0 && after > target) {
+				/* The timed round ran past the target and on into
+				 * the guest's next exit: an overshoot. */
+				snprintf(err, errlen, "approaching the forced exit %" PRIu64 " ran %" PRIu64
+					 " instructions past it, into an exit (progress %" PRIu64 ", target %" PRIu64 ")",
+					 vm->stats.exits + 1, after - target, after, target);
+				c->overshoots++;
+				rc = LANDMARK_OVERSHOT;
+				goto out;
+			}
+		}
 		snprintf(err, errlen, "divergence at exit %" PRIu64 ": the guest made a synchronous exit "
 			 "(KVM exit reason %u) where the recording has a forced exit at RIP 0x%" PRIx64
 			 " (progress %" PRIu64 ", now %" PRIu64 ")", vm->stats.exits + 1, run->exit_reason,
@@ -102,6 +265,7 @@ int landmark_reach(struct vm *vm, uint64_t target, uint64_t rip, uint64_t regs_h
 	struct kvm_regs regs;
 	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0) {
 		snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
+		rc = LANDMARK_ERROR;
 		goto out;
 	}
 	if (regs.rip != rip) {
@@ -115,9 +279,13 @@ int landmark_reach(struct vm *vm, uint64_t target, uint64_t rip, uint64_t regs_h
 			 vm->stats.exits + 1, rip, vm_regs_hash(vm), regs_hash);
 		goto out;
 	}
-	rc = 0;
+	c->reached++;
+	rc = LANDMARK_REACHED;
 out:
-	if (debug)
-		set_debug(vm, 0, 0);
+	if (debug && set_debug(vm, 0, 0) < 0 && rc == LANDMARK_REACHED) {
+		snprintf(err, errlen, "KVM_SET_GUEST_DEBUG (off): %s", strerror(errno));
+		rc = LANDMARK_ERROR;
+	}
+	c->ns += nd_host_mono_ns() - t_start;
 	return rc;
 }

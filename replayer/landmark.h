@@ -1,13 +1,27 @@
 /*
  * landmark.h - bring the vCPU to an exact point between two exits: the
  * instant where the progress counter (insn_emulation, see vmm/progress.h)
- * has a given value.  Fast and exact, as measured on these hosts: let the
- * guest run with a one-shot host timer at about half the remaining time
- * (estimated at <= 400 ns per instruction), repeatedly, then single-step the
- * last <= 1000 instructions.  Single-stepping over IRETQ also executes the
- * next instruction, so a last step onto an IRETQ is done with a hardware
- * breakpoint on the recorded RIP instead.  There is no stepping back: an
- * overshoot is a divergence.
+ * has a given value.
+ *
+ * How (measured on these hosts, see docs/design.md "Reaching a forced exit"):
+ * let the guest run freely under a one-shot host timer aimed at a point a
+ * little before the target, read the counter when the timer stops it, and
+ * repeat; single-step the last few instructions.  Single-stepping over IRETQ
+ * also executes the next instruction, so a last step onto an IRETQ is done
+ * with a hardware breakpoint on the recorded RIP instead.
+ *
+ * There is no stepping back.  The free-running phase aims with a guest speed
+ * learned from the counter itself, so a timer that fires late, or a guest
+ * that suddenly runs faster, can carry it past the target: that is an
+ * overshoot, not a divergence, and the caller recovers by rewinding (see
+ * replay_session_run) and approaching this landmark again with more care:
+ *   LANDMARK_FAST     aim at the learned speed, step the last <= 64
+ *   LANDMARK_CAREFUL  aim at half the remaining time at the fastest speed
+ *                     ever measured here (400 ns an instruction), step the
+ *                     last <= 1000 (a timer would have to fire milliseconds
+ *                     late to overshoot)
+ *   LANDMARK_STEP     single-step all the way: cannot overshoot
+ * Passing the target while single-stepping is a divergence.
  */
 #ifndef DETVM_LANDMARK_H
 #define DETVM_LANDMARK_H
@@ -17,8 +31,28 @@
 
 #include "vmm/vm.h"
 
-/* 0: reached, RIP and register hash checked.  -1: divergence, message in err. */
-int landmark_reach(struct vm *vm, uint64_t target, uint64_t rip, uint64_t regs_hash,
-		   char *err, size_t errlen);
+enum landmark_care { LANDMARK_FAST, LANDMARK_CAREFUL, LANDMARK_STEP };
+
+enum landmark_result {
+	LANDMARK_REACHED = 0,    /* RIP and register hash checked */
+	LANDMARK_DIVERGED = -1,  /* message in err */
+	LANDMARK_OVERSHOT = 1,   /* the free run went past: rewind and retry (message in err) */
+	LANDMARK_ERROR = -2,     /* a host call failed, or a stop was requested (message in err) */
+};
+
+/* What the approach learns and counts; zero it once per replay. */
+struct landmark_ctl {
+	uint64_t ps_per_insn;    /* fastest guest speed measured, picoseconds an instruction; 0: none yet */
+	uint64_t learned;        /* rounds it was learned from */
+	uint64_t reached;        /* landmarks reached */
+	uint64_t runs;           /* free-running rounds (each ended by the host timer) */
+	uint64_t steps;          /* single steps */
+	uint64_t overshoots;
+	uint64_t ns;             /* host time spent reaching landmarks */
+	uint64_t approaches, careful_approaches; /* for the tests' fault injection */
+};
+
+int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care care,
+		   uint64_t target, uint64_t rip, uint64_t regs_hash, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 
 #include "recorder/exit_event.h"
@@ -169,9 +170,20 @@ static bool hook_replay_async(void *ctx, struct vm *vm, bool sync)
 				vm_set_stop(vm, VM_STOP_REACHED, "reached exit %" PRIu64, vm->stats.exits);
 				return injected;
 			}
-			if (landmark_reach(vm, lm.landmark.progress, lm.landmark.rip,
-					   lm.landmark.regs_hash, err, sizeof(err))) {
-				vm_set_stop(vm, VM_STOP_DIVERGENCE, "%s", err);
+			enum landmark_care care = replayer_care(rp, vm->stats.exits + 1);
+			int lr = landmark_reach(vm, &rp->lm, care, lm.landmark.progress, lm.landmark.rip,
+						lm.landmark.regs_hash, err, sizeof(err));
+			if (lr != LANDMARK_REACHED) {
+				if (lr == LANDMARK_OVERSHOT)
+					vm_set_stop(vm, VM_STOP_OVERSHOT, "%s", err);
+				else if (vm_stop_requested) {
+					vm->stop_signal = vm_stop_requested;
+					vm_set_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s) after exit %" PRIu64,
+						    (int)vm_stop_requested, strsignal(vm_stop_requested), vm->stats.exits);
+				} else {
+					vm_set_stop(vm, lr == LANDMARK_DIVERGED ? VM_STOP_DIVERGENCE : VM_STOP_MONITOR_ERROR,
+						    "%s", err);
+				}
 				return injected;
 			}
 			take(rp);
@@ -270,6 +282,18 @@ static int hook_exit_and_digest(void *ctx, struct vm *vm, const struct vm_exit *
 		rp->digests_checked++;
 	}
 	return 0;
+}
+
+enum landmark_care replayer_care(const struct replayer *rp, uint64_t exit)
+{
+	if (exit > rp->careful_through)
+		return LANDMARK_FAST;
+	if (rp->nstep > REPLAY_STEP_MAX)
+		return LANDMARK_STEP;
+	for (int i = 0; i < rp->nstep; i++)
+		if (rp->step_exits[i] == exit)
+			return LANDMARK_STEP;
+	return LANDMARK_CAREFUL;
 }
 
 void replayer_init(struct replayer *rp, struct trace_reader *r, uint64_t boot_epoch_ns)

@@ -17,8 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "replayer/landmark.h"
 #include "trace-format/trace.h"
 #include "vmm/vm.h"
+
+#define REPLAY_STEP_MAX 16
 
 struct replayer {
 	struct nd nd;
@@ -34,7 +37,16 @@ struct replayer {
 	bool ended;              /* END consumed and checked */
 	bool end_ok;
 	struct trace_event end;  /* the END event */
+	/* Reaching forced exits: what was learned, and after a rewind
+	 * (replay_session_run) the care taken up to exit care_through. */
+	struct landmark_ctl lm;
+	uint64_t careful_through;            /* CAREFUL for forced exits <= this */
+	uint64_t step_exits[REPLAY_STEP_MAX]; /* STEP for these forced exits */
+	int nstep;                            /* > REPLAY_STEP_MAX: STEP for all <= careful_through */
 };
+
+/* How much care to reach the forced exit that will be exit `exit`. */
+enum landmark_care replayer_care(const struct replayer *rp, uint64_t exit);
 
 void replayer_init(struct replayer *rp, struct trace_reader *r, uint64_t boot_epoch_ns);
 void replayer_attach(struct replayer *rp, struct vm *vm);

@@ -211,6 +211,97 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	return 0;
 }
 
+int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err, size_t errlen)
+{
+	/* The furthest point reached before an overshoot (`resync_at`), and
+	 * what the replay had counted there: a rewound replay that gets back
+	 * to that exit is in exactly the same state, so it takes these over. */
+	bool resyncing = false;
+	uint64_t resync_at = 0;
+	struct vm_stats saved;
+	uint64_t saved_events = 0, saved_digests = 0;
+	/* What the caller set up, which a rewind's new VM must get back. */
+	bool user_stop_set = s->vm.stop_at_set;
+	uint64_t user_stop_exit = s->vm.stop_at_exit;
+	void (*before_run)(void *, struct vm *) = s->vm.hooks.before_run;
+	double seconds = 0;
+
+	memset(&saved, 0, sizeof(saved));
+	for (;;) {
+		vm_run(&s->vm);
+		seconds += s->vm.stats.seconds;
+		if (resyncing && s->vm.stop == VM_STOP_REACHED && s->vm.stats.exits == resync_at) {
+			/* Caught up: carry on from here as the first run would have. */
+				s->vm.stats = saved;
+			s->rp.events = saved_events;
+			s->rp.digests_checked = saved_digests;
+			s->vm.stop = VM_STOP_NONE;
+			s->vm.detail[0] = 0;
+			s->vm.stop_at_set = user_stop_set;
+			s->vm.stop_at_exit = user_stop_exit;
+			s->vm.hooks.before_run = before_run;
+			s->vm.resume_replay = true; /* the forced exit is next in the trace */
+			resyncing = false;
+			continue;
+		}
+		if (s->vm.stop != VM_STOP_OVERSHOT)
+			break;
+
+		uint64_t at = s->vm.stats.exits; /* the forced exit is at + 1 */
+		if (!resyncing) {
+			saved = s->vm.stats;
+			saved_events = s->rp.events;
+			saved_digests = s->rp.digests_checked;
+			resync_at = at;
+		}
+		/* Care for every forced exit up to this one: CAREFUL, or STEP
+		 * for this one if CAREFUL was not enough here. */
+		uint64_t careful_through = s->rp.careful_through > at + 1 ? s->rp.careful_through : at + 1;
+		uint64_t step_exits[REPLAY_STEP_MAX];
+		int nstep = s->rp.nstep;
+		memcpy(step_exits, s->rp.step_exits, sizeof(step_exits));
+		if (replayer_care(&s->rp, at + 1) == LANDMARK_CAREFUL) {
+			if (nstep < REPLAY_STEP_MAX)
+				step_exits[nstep] = at + 1;
+			nstep++;
+		}
+		struct landmark_ctl lm = s->rp.lm;
+		char why[512];
+		snprintf(why, sizeof(why), "%s", s->vm.detail);
+		if (replay_session_start(s, at, use_checkpoints, err, errlen)) {
+			char e2[700];
+			snprintf(e2, sizeof(e2), "rewinding after an overshoot (%s): %s", why, err);
+			snprintf(err, errlen, "%s", e2);
+			if (s->vm_live)
+				vm_set_stop(&s->vm, VM_STOP_MONITOR_ERROR, "%s", err);
+			return -1;
+		}
+		s->rewinds++;
+		s->rp.lm = lm;
+		s->rp.careful_through = careful_through;
+		memcpy(s->rp.step_exits, step_exits, sizeof(step_exits));
+		s->rp.nstep = nstep;
+		s->vm.serial_mute_through = resync_at;
+		if (s->vm.stats.exits == resync_at) {
+			/* The checkpoint is at the very exit: nothing to replay. */
+			s->vm.stats = saved;
+			s->rp.events = saved_events;
+			s->rp.digests_checked = saved_digests;
+			s->vm.stop_at_set = user_stop_set;
+			s->vm.stop_at_exit = user_stop_exit;
+			s->vm.hooks.before_run = before_run;
+			resyncing = false;
+		} else {
+			s->vm.stop_at_set = true;
+			s->vm.stop_at_exit = resync_at;
+			s->vm.hooks.before_run = NULL; /* the caller saw these exits already */
+			resyncing = true;
+		}
+	}
+	s->vm.stats.seconds = seconds;
+	return 0;
+}
+
 int replay_session_goto(struct replay_session *s, uint64_t exit, bool use_checkpoints,
 			char *err, size_t errlen)
 {
@@ -224,7 +315,8 @@ int replay_session_goto(struct replay_session *s, uint64_t exit, bool use_checkp
 		snprintf(err, errlen, "internal error: checkpoint %" PRId64 " is past exit %" PRIu64, s->restored, exit);
 		return -1;
 	}
-	vm_run(&s->vm);
+	if (replay_session_run(s, use_checkpoints, err, errlen))
+		return -1;
 	if (s->vm.stop == VM_STOP_REACHED && s->vm.stats.exits == exit)
 		return vcpu_complete_pending(&s->vm.kvm, err, errlen);
 	int rc = replayer_finish(&s->rp, msg, sizeof(msg));

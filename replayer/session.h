@@ -49,6 +49,7 @@ struct replay_session {
 	struct vm vm;
 	bool vm_live;
 	int64_t restored;            /* checkpoint restored, or -1 (replayed from the start) */
+	uint64_t rewinds;            /* overshoot recoveries by replay_session_run */
 	double restore_seconds;      /* time spent restoring it */
 };
 
@@ -62,6 +63,20 @@ int replay_session_open(struct replay_session *s, const char *rec,
  */
 int replay_session_start(struct replay_session *s, uint64_t target, bool use_checkpoints,
 			 char *err, size_t errlen);
+/*
+ * vm_run the started session until it stops for good, recovering from
+ * overshot forced exits: the free-running approach to a forced exit can
+ * run past it (landmark.h), and there is no stepping back, so the session
+ * rewinds: it restores the last checkpoint before that exit (or starts
+ * again), replays up to the exit before it with the guest's console output
+ * muted (it was written once already) and the forced exits approached with
+ * more care, then goes on as if nothing happened: statistics, output and
+ * every check are those of one uninterrupted replay.  A hook the caller set
+ * in s->vm.hooks.before_run is called once per exit, never for a replayed
+ * stretch twice.  0, or -1 with a message if a rewind failed (the VM then
+ * stops with VM_STOP_MONITOR_ERROR).  s->vm.stats.seconds is the total.
+ */
+int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err, size_t errlen);
 /*
  * start + run to the state at exit `exit`.  0 if reached; -1 with a message
  * (divergence, the recording ends before it, ...).

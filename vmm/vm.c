@@ -153,6 +153,8 @@ int vm_arm_kick(struct vm *vm, uint64_t ns)
 static void serial_tx(void *ctx, uint8_t byte)
 {
 	struct vm *vm = ctx;
+	if (vm->stats.exits <= vm->serial_mute_through && vm->serial_mute_through)
+		return;
 	if (vm->hooks.serial_byte)
 		vm->hooks.serial_byte(vm->hooks.ctx, vm, byte);
 	if (vm->serial_out && vm->serial_out_ok && fputc(byte, vm->serial_out) == EOF)
@@ -758,6 +760,7 @@ const char *vm_stop_name(enum vm_stop s)
 	case VM_STOP_DIVERGENCE: return "divergence";
 	case VM_STOP_TRACE_END: return "end-of-recording";
 	case VM_STOP_REACHED: return "reached";
+	case VM_STOP_OVERSHOT: return "overshot";
 	}
 	return "?";
 }
@@ -773,6 +776,7 @@ int vm_exit_status(const struct vm *vm)
 	case VM_STOP_DIVERGENCE: return 10;
 	case VM_STOP_TRACE_END: return 0;
 	case VM_STOP_REACHED: return 0;
+	case VM_STOP_OVERSHOT: return 2; /* only seen by a caller that does not rewind */
 	case VM_STOP_SIGNAL: return 128 + vm->stop_signal;
 	case VM_STOP_MONITOR_ERROR:
 	case VM_STOP_NONE:

@@ -51,6 +51,7 @@ enum vm_stop {
 	VM_STOP_DIVERGENCE,    /* replay: the guest did not do what was recorded */
 	VM_STOP_TRACE_END,     /* replay: the recording ends here (stopped by its user, or cut short) */
 	VM_STOP_REACHED,       /* replay: stop_at_exit reached */
+	VM_STOP_OVERSHOT,      /* replay: ran past a forced exit; replay_session_run rewinds */
 };
 
 /* Kinds of synchronous exit, as counted and (later) recorded. */
@@ -127,6 +128,9 @@ struct vm {
 	/* Replay: stop at the run loop's top once stats.exits >= stop_at_exit. */
 	bool stop_at_set;
 	uint64_t stop_at_exit;
+	/* Replay after a rewind: console output of exits <= this was already
+	 * written once, so it is dropped (0: nothing is dropped). */
+	uint64_t serial_mute_through;
 	/* Replay from a checkpoint: run replay_async once before the guest. */
 	bool resume_replay;
 	/* Added to the raw progress counter: a vCPU restored from a
