@@ -163,18 +163,14 @@ static int capture_pages(struct vm *vm, bool full, struct page_list *l, char *er
 	if (vm_take_dirty(vm, written, err, errlen))
 		goto out;
 	if (full) {
-		/* Untouched pages of the anonymous mapping are not resident
-		 * and read as zero: only resident ones need a look. */
-		unsigned char *vec = malloc(npages);
+		/* Untouched pages of the anonymous mapping read as zero:
+		 * only populated ones need a look. */
+		unsigned char *vec = malloc(npages ? npages : 1);
 		if (!vec) {
-			snprintf(err, errlen, "out of memory for mincore");
+			snprintf(err, errlen, "out of memory for the map of populated pages");
 			goto out;
 		}
-		if (mincore(gm->host, gm->size, vec) < 0) {
-			snprintf(err, errlen, "mincore over guest RAM: %s", strerror(errno));
-			free(vec);
-			goto out;
-		}
+		gm_populated(gm, vec);
 		for (uint64_t pg = 0; pg < npages; pg++) {
 			const uint8_t *p = gm->host + pg * PG;
 			if (!(vec[pg] & 1) || page_is_zero(p))

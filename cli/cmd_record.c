@@ -123,6 +123,8 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
 			"delivered only at synchronous exits\n", why);
 
+	o.vm.progress = progress;
+
 	int in_fd;
 	FILE *serial;
 	if (open_serial(&o, &in_fd, &serial))

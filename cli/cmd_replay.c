@@ -122,10 +122,13 @@ int cmd_replay(int argc, char **argv)
 			status = sess.vm.stop == VM_STOP_DIVERGENCE || strncmp(err, "divergence", 10) == 0 ? 10 : 2;
 		} else {
 			uint64_t lo, hi;
-			vm_mem_hash(&sess.vm, &lo, &hi);
 			struct kvm_regs regs;
-			memset(&regs, 0, sizeof(regs));
-			ioctl(sess.vm.kvm.vcpu_fd, KVM_GET_REGS, &regs);
+			if (vm_mem_hash(&sess.vm, &lo, &hi) || ioctl(sess.vm.kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0) {
+				fprintf(stderr, "detvm replay: at exit %" PRIu64 ": cannot compute the digests: %s\n", to,
+					strerror(errno ? errno : ENOMEM));
+				replay_session_close(&sess);
+				return 2;
+			}
 			printf("exit %" PRIu64 ": rip %016llx registers %016" PRIx64 " memory %016" PRIx64 "%016" PRIx64 "\n",
 			       to, (unsigned long long)regs.rip, vm_regs_hash(&sess.vm), hi, lo);
 			status = 0;

@@ -247,7 +247,11 @@ static void digest(struct recorder *r)
 {
 	struct trace_event ev = { .type = TRACE_EV_DIGEST };
 	ev.digest.regs_hash = vm_regs_hash(r->vm);
-	vm_mem_hash(r->vm, &ev.digest.mem_hash.lo, &ev.digest.mem_hash.hi);
+	if (vm_mem_hash(r->vm, &ev.digest.mem_hash.lo, &ev.digest.mem_hash.hi)) {
+		vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "out of memory computing the memory digest at exit %" PRIu64,
+			    r->vm->stats.exits);
+		return;
+	}
 	append(r, &ev);
 }
 
@@ -478,9 +482,7 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 	if (uname(&u) == 0)
 		snprintf(host, sizeof(host), "%s %s %s", u.sysname, u.release, u.machine);
 	rc |= trace_header_add_str(h, TRACE_TAG_HOST, host);
-	rc |= trace_header_add_str(h, TRACE_TAG_PROGRESS_COUNTER,
-				   r->progress == PROGRESS_INSN_EMULATION ? TRACE_PROGRESS_INSN_EMULATION
-									  : TRACE_PROGRESS_NONE);
+	rc |= trace_header_add_str(h, TRACE_TAG_PROGRESS_COUNTER, progress_name(r->progress));
 	rc |= trace_header_add_u64(h, TRACE_TAG_LANDMARK_BOUND_NS, info->landmark_bound_ns);
 	rc |= trace_header_add_u64(h, TRACE_TAG_DIGEST_INTERVAL, r->digest_interval);
 	rc |= trace_header_add_str(h, TRACE_TAG_BOOT_MODE,
@@ -518,7 +520,12 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	ev.end.reason = end_reason(r->vm);
 	ev.end.status = (uint64_t)vm_exit_status(r->vm);
 	ev.end.regs_hash = vm_regs_hash(r->vm);
-	vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi);
+	if (vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi)) {
+		/* The trace keeps everything up to here; only END is missing,
+		 * as if the recorder had been killed. */
+		snprintf(err, errlen, "out of memory computing the final memory digest: the trace ends without END");
+		return -1;
+	}
 	r->landmark_pending = false;
 	if (r->db) {
 		struct trace_writer_stats st;

@@ -46,6 +46,16 @@ static int set_debug(struct vm *vm, uint32_t control, uint64_t bp_rip)
 	return ioctl(vm->kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg);
 }
 
+/* 1 if the vCPU is at `rip` with registers hashing to `regs_hash`, 0 if
+ * not, -1 if they cannot be read. */
+static int regs_match(struct vm *vm, uint64_t rip, uint64_t regs_hash)
+{
+	struct kvm_regs regs;
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return -1;
+	return regs.rip == rip && vm_regs_hash(vm) == regs_hash;
+}
+
 static bool next_is_iretq(struct vm *vm)
 {
 	struct kvm_regs regs;
@@ -158,8 +168,21 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			rc = LANDMARK_ERROR;
 			goto out;
 		}
-		if (cur == target)
-			break;
+		if (cur == target) {
+			if (vm->progress_kind != PROGRESS_PMU_BRANCHES)
+				break;
+			/* Many instructions share a branch count: step on
+			 * until RIP and the registers are the recorded ones
+			 * (a rep-string iteration repeats RIP, not RCX). */
+			int m = regs_match(vm, rip, regs_hash);
+			if (m < 0) {
+				snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
+				rc = LANDMARK_ERROR;
+				goto out;
+			}
+			if (m)
+				break;
+		}
 		if (cur > target) {
 			if (free_ran) {
 				snprintf(err, errlen, "approaching the forced exit %" PRIu64 " ran %" PRIu64
@@ -181,7 +204,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			want = 0;
 		} else {
 			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
-			if (rem == 1 && next_is_iretq(vm))
+			if ((rem == 1 || (rem == 0 && vm->progress_kind == PROGRESS_PMU_BRANCHES)) && next_is_iretq(vm))
 				want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
 		}
 		if (want != debug) {

@@ -3,7 +3,11 @@
  * instant where the progress counter (insn_emulation, see vmm/progress.h)
  * has a given value.
  *
- * How (measured on these hosts, see docs/design.md "Reaching a forced exit"):
+ * With the PMU's branch counter (hardware hosts, not exercised here) many
+ * instructions share a count: having reached it, the approach single-steps
+ * on until RIP and the register hash are the recorded ones.
+ *
+ * How (measured on these hosts, see docs/design.md "Record and replay"):
  * let the guest run freely under a one-shot host timer aimed at a point a
  * little before the target, read the counter when the timer stops it, and
  * repeat; single-step the last few instructions.  Single-stepping over IRETQ

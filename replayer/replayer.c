@@ -133,7 +133,12 @@ static bool check_digest(struct replayer *rp, uint64_t regs, const struct trace_
 {
 	struct vm *vm = rp->vm;
 	uint64_t r = vm_regs_hash(vm), lo, hi;
-	vm_mem_hash(vm, &lo, &hi);
+	if (vm_mem_hash(vm, &lo, &hi)) {
+		snprintf(digest_msg, sizeof(digest_msg), "out of memory computing the memory digest at exit %" PRIu64,
+			 vm->stats.exits);
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", digest_msg);
+		return false;
+	}
 	if (r != regs)
 		snprintf(digest_msg, sizeof(digest_msg), "divergence at exit %" PRIu64 ": %s register digest %016"
 			 PRIx64 ", recorded %016" PRIx64, vm->stats.exits, where, r, regs);
@@ -325,7 +330,10 @@ int replayer_finish(struct replayer *rp, char *msg, size_t msglen)
 	}
 	if (vm->stop == VM_STOP_REACHED) {
 		uint64_t lo, hi;
-		vm_mem_hash(vm, &lo, &hi);
+		if (vm_mem_hash(vm, &lo, &hi)) {
+			snprintf(msg, msglen, "out of memory computing the memory digest at exit %" PRIu64, vm->stats.exits);
+			return -1;
+		}
 		snprintf(msg, msglen, "reached exit %" PRIu64 ": registers %016" PRIx64 ", memory %016" PRIx64 "%016" PRIx64,
 			 vm->stats.exits, vm_regs_hash(vm), hi, lo);
 		return 0;

@@ -106,6 +106,11 @@ int replay_session_open(struct replay_session *s, const char *rec,
 	const char *mode = trace_header_get_str(h, TRACE_TAG_BOOT_MODE);
 	s->cfg.force_multiboot = mode && strcmp(mode, TRACE_BOOT_MULTIBOOT) == 0;
 	s->cfg.disk_overlay = true;
+	const char *pc = trace_header_get_str(h, TRACE_TAG_PROGRESS_COUNTER);
+	if (!pc || progress_parse(pc, &s->cfg.progress)) {
+		snprintf(err, errlen, "%s: unknown progress counter '%s' in the header", s->trace_path, pc ? pc : "");
+		goto fail;
+	}
 	s->cfg.cpuid = trace_header_get_cpuid(h, &ncpuid);
 	s->cfg.cpuid_count = ncpuid;
 	/* The header belongs to the reader, which seeking replaces: keep

@@ -1,7 +1,13 @@
 /* guest_mem.c - see guest_mem.h. */
 #include "guest_mem.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+
+#define PAGEMAP_PRESENT (1ULL << 63)
+#define PAGEMAP_SWAPPED (1ULL << 62)
+#define PAGEMAP_CHUNK   512  /* entries read at a time */
 
 void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size)
 {
@@ -70,4 +76,34 @@ int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t
 		return -1;
 	memcpy(p, src, len);
 	return 0;
+}
+
+uint64_t gm_populated(const struct guest_mem *gm, uint8_t *vec)
+{
+	uint64_t npages = gm->size >> 12, n = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t entries[PAGEMAP_CHUNK];
+
+	if (fd < 0)
+		goto all;
+	/* One 8-byte entry per virtual page, at (address / 4096) * 8. */
+	uint64_t first = (uint64_t)(uintptr_t)gm->host >> 12;
+	for (uint64_t pg = 0; pg < npages;) {
+		uint64_t k = npages - pg < PAGEMAP_CHUNK ? npages - pg : PAGEMAP_CHUNK;
+		ssize_t got = pread(fd, entries, k * 8, (off_t)((first + pg) * 8));
+		if (got != (ssize_t)(k * 8)) {
+			close(fd);
+			goto all;
+		}
+		for (uint64_t i = 0; i < k; i++) {
+			vec[pg + i] = (entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
+			n += vec[pg + i];
+		}
+		pg += k;
+	}
+	close(fd);
+	return n;
+all:
+	memset(vec, 1, npages);
+	return npages;
 }

@@ -4,24 +4,57 @@
  * Landmarks (forced exits at which asynchronous events are delivered) must be
  * reached again exactly at replay, which needs a counter of guest progress
  * that the guest cannot perturb and that counts identically each run.
- *   - On hosts whose KVM emulates CPL0 guest code one instruction at a time
- *     (the nested PVM hosts detvm's tests run on), KVM's per-vCPU statistic
- *     insn_emulation counts every guest instruction exactly.
- *   - On hardware KVM hosts it counts only rare emulated instructions; there
- *     the counter would be the PMU's retired conditional branches
- *     (perf_event_open, exclude_host).  detvm does not implement that yet:
- *     such hosts record with PROGRESS_COUNTER "none", and asynchronous events
- *     then wait for the guest's next synchronous exit (see README).
- * progress_detect() finds out by measurement, never by assumption: it runs
- * 100 known real-mode instructions and an OUT in a scratch VM and checks that
- * insn_emulation advanced by exactly 101.
+ *   - PROGRESS_INSN_EMULATION: on hosts whose KVM emulates CPL0 guest code
+ *     one instruction at a time (the nested PVM hosts detvm's tests run
+ *     on), KVM's per-vCPU statistic insn_emulation counts every guest
+ *     instruction exactly.  A landmark is (counter, RIP, register hash).
+ *   - PROGRESS_PMU_BRANCHES: on hardware KVM hosts, the PMU's count of
+ *     retired conditional branches in guest mode (perf_event_open with
+ *     exclude_host), the counter rr uses.  Many instructions share a count,
+ *     so a landmark is found as the instant the count is reached and RIP
+ *     and the registers match (landmark.c).  NOT EXERCISED on the hosts
+ *     detvm is developed on (they have no PMU): written against the
+ *     perf_event_open(2) documentation and rr's published event choices.
+ *     AMD Zen CPUs are known to overcount conditional branches around
+ *     locked instructions unless a chicken bit is set (rr's
+ *     "zen_pmu_workaround"); detvm does not set it, and the calibration
+ *     below cannot catch a rare overcount.
+ *   - PROGRESS_NONE: neither; asynchronous events wait for the guest's next
+ *     synchronous exit.
+ * progress_detect() finds out by measurement, never by assumption: in a
+ * scratch VM it runs a real-mode loop of 100 iterations (202 instructions,
+ * 100 conditional branches) ending in an OUT, and accepts insn_emulation if
+ * it advanced by exactly 202, else the PMU counter if it advanced by exactly
+ * 100.
  */
 #ifndef DETVM_PROGRESS_H
 #define DETVM_PROGRESS_H
 
-enum progress_kind { PROGRESS_NONE, PROGRESS_INSN_EMULATION };
+#include <stddef.h>
+#include <stdint.h>
+
+enum progress_kind { PROGRESS_NONE, PROGRESS_INSN_EMULATION, PROGRESS_PMU_BRANCHES };
 
 enum progress_kind progress_detect(char *why, unsigned long whylen);
+/* The trace header's names (trace-format/SPEC.md, PROGRESS_COUNTER). */
 const char *progress_name(enum progress_kind k);
+/* 0, or -1 for an unknown name. */
+int progress_parse(const char *name, enum progress_kind *k);
+
+/*
+ * The raw perf event counting retired conditional branches for a CPU whose
+ * CPUID vendor string (leaf 0, EBX EDX ECX) is `vendor`, and its name; 0 if
+ * detvm knows none for that vendor.  Intel: BR_INST_RETIRED.CONDITIONAL
+ * (event 0xc4, umask 0x01); AMD family 17h+: retired conditional branches
+ * (event 0xd1).  Both as rr uses them.
+ */
+uint64_t progress_pmu_event(const char vendor[12], const char **name);
+/*
+ * Open that counter for the calling thread, counting in guest mode only
+ * (the vCPU must be run by this thread).  The fd, or -1 with why.
+ */
+int progress_pmu_open(char *why, size_t whylen);
+/* The counter's value; 0 or -1. */
+int progress_pmu_read(int fd, uint64_t *value);
 
 #endif

@@ -215,6 +215,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm.sys_fd = vm->kvm.vm_fd = vm->kvm.vcpu_fd = vm->kvm.stats_fd = -1;
+	vm->progress_fd = -1;
 	vm->nd = nd;
 	vm->serial_out = serial_out;
 	vm->serial_out_ok = true;
@@ -275,6 +276,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	    kvm_setup_msr_filter(&vm->kvm, err, errlen) ||
 	    kvm_set_boot_state(&vm->kvm, &vm->boot, err, errlen))
 		return -1;
+	if (cfg->progress == PROGRESS_PMU_BRANCHES) {
+		vm->progress_fd = progress_pmu_open(e2, sizeof(e2));
+		if (vm->progress_fd < 0)
+			return fail(err, errlen, "the PMU progress counter: %s", e2);
+		vm->progress_kind = PROGRESS_PMU_BRANCHES;
+	}
 	return 0;
 }
 
@@ -284,6 +291,10 @@ void vm_destroy(struct vm *vm)
 		timer_delete(vm->timer);
 	vm->timer_created = false;
 	current_run = NULL;
+	/* (A VM that was never created is all zeros: fd 0 is not ours.) */
+	if (vm->progress_kind == PROGRESS_PMU_BRANCHES && vm->progress_fd >= 0)
+		close(vm->progress_fd);
+	vm->progress_fd = -1;
 	kvm_close(&vm->kvm);
 	if (vm->bd)
 		blockdev_close(vm->bd);
@@ -341,7 +352,8 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen)
 int vm_progress(const struct vm *vm, uint64_t *value)
 {
 	uint64_t raw;
-	if (kvm_read_insn_emulation(&vm->kvm, &raw))
+	if (vm->progress_kind == PROGRESS_PMU_BRANCHES ? progress_pmu_read(vm->progress_fd, &raw)
+						       : kvm_read_insn_emulation(&vm->kvm, &raw))
 		return -1;
 	*value = raw + (uint64_t)vm->progress_offset;
 	return 0;
@@ -459,11 +471,9 @@ uint64_t vm_regs_hash(struct vm *vm)
 	return XXH3_64bits(&r, sizeof(r));
 }
 
-void vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)
+int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)
 {
-	XXH128_hash_t h = XXH3_128bits(vm->mem.host, vm->mem.size);
-	*lo = h.low64;
-	*hi = h.high64;
+	return mem_digest(&vm->mem, vm->mem_digest, lo, hi);
 }
 
 /*

@@ -19,9 +19,11 @@
 #include <time.h>
 
 #include "guest_mem.h"
+#include "mem_digest.h"
 #include "kvm.h"
 #include "loader.h"
 #include "nd.h"
+#include "progress.h"
 #include "platform.h"
 
 struct vm_config {
@@ -37,6 +39,10 @@ struct vm_config {
 	/* Track written pages (KVM dirty log + the monitor's own writes) for
 	 * incremental checkpoints. */
 	bool dirty_log;
+	/* The progress counter vm_progress() reads: PROGRESS_PMU_BRANCHES
+	 * opens the PMU counter for the calling thread, which must then be
+	 * the one that runs the vCPU; anything else reads insn_emulation. */
+	enum progress_kind progress;
 };
 
 enum vm_stop {
@@ -125,6 +131,9 @@ struct vm {
 	void *console_ctx;
 	struct vm_hooks hooks;
 	struct vm_stats stats;
+	/* Which digest vm_mem_hash() computes: the recording's (default FULL,
+	 * format 1.0's). */
+	enum mem_digest_kind mem_digest;
 	/* Replay: stop at the run loop's top once stats.exits >= stop_at_exit. */
 	bool stop_at_set;
 	uint64_t stop_at_exit;
@@ -136,6 +145,8 @@ struct vm {
 	/* Added to the raw progress counter: a vCPU restored from a
 	 * checkpoint continues the recording vCPU's count. */
 	int64_t progress_offset;
+	enum progress_kind progress_kind;
+	int progress_fd;         /* the PMU counter, or -1 */
 	enum vm_stop stop;
 	uint32_t guest_code;     /* debug-exit value */
 	int stop_signal;
@@ -164,7 +175,7 @@ int vm_run(struct vm *vm);
  */
 int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 
-/* The progress counter (insn_emulation + progress_offset); -1 if unavailable. */
+/* The progress counter (insn_emulation or the PMU's, + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
 
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
@@ -179,7 +190,8 @@ int vm_inject(struct vm *vm, uint8_t vector);
 bool vm_can_inject(const struct vm *vm);
 /* XXH3-64 of the general-purpose registers; XXH3-128 of guest RAM. */
 uint64_t vm_regs_hash(struct vm *vm);
-void vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
+/* vm->mem_digest's digest; 0, or -1 (out of memory) */
+int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
 
 /* Exit statuses of vm_exit_status() that other code compares against. */
 #define VM_STATUS_HALTED 8

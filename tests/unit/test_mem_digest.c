@@ -1,0 +1,212 @@
+/*
+ * test_mem_digest.c - unit tests for the memory digest (vmm/mem_digest.c)
+ * and the map of populated pages it uses (gm_populated, vmm/guest_mem.c).
+ * RAM here is an anonymous private mapping, as in a VM, so that untouched
+ * pages are really untouched.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <cmocka.h>
+
+#include "vmm/guest_mem.h"
+#include "vmm/mem_digest.h"
+
+#define PG 4096
+#define NPAGES 64
+
+static uint8_t *map_ram(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+static bool pagemap_readable(void)
+{
+	FILE *f = fopen("/proc/self/pagemap", "r");
+	if (f)
+		fclose(f);
+	return f != NULL;
+}
+
+static void test_populated(void **st)
+{
+	(void)st;
+	struct guest_mem gm;
+	uint8_t *ram = map_ram(NPAGES * PG);
+	uint8_t vec[NPAGES];
+	gm_layout(&gm, ram, NPAGES * PG);
+	ram[3 * PG + 17] = 1;
+	ram[40 * PG] = 2;
+	ram[63 * PG + PG - 1] = 3;
+	uint64_t n = gm_populated(&gm, vec);
+	/* Written pages are always reported. */
+	assert_int_equal(vec[3], 1);
+	assert_int_equal(vec[40], 1);
+	assert_int_equal(vec[63], 1);
+	if (!pagemap_readable()) {
+		/* The documented fallback: every page. */
+		assert_int_equal(n, NPAGES);
+		skip();
+	}
+	assert_int_equal(n, 3);
+	for (int i = 0; i < NPAGES; i++)
+		if (i != 3 && i != 40 && i != 63)
+			assert_int_equal(vec[i], 0);
+	munmap(ram, NPAGES * PG);
+}
+
+/* FULL is XXH3-128 of all of RAM, however much of it was never touched. */
+static void test_full_is_plain_xxh3(void **st)
+{
+	(void)st;
+	struct guest_mem gm;
+	uint8_t *ram = map_ram(NPAGES * PG);
+	uint64_t lo, hi;
+	gm_layout(&gm, ram, NPAGES * PG);
+	memcpy(ram + 5 * PG + 100, "detvm", 5);
+	ram[NPAGES * PG - 1] = 0xff;
+	assert_int_equal(mem_digest(&gm, MEM_DIGEST_FULL, &lo, &hi), 0);
+	XXH128_hash_t want = XXH3_128bits(ram, NPAGES * PG);
+	assert_int_equal(lo, want.low64);
+	assert_int_equal(hi, want.high64);
+	munmap(ram, NPAGES * PG);
+}
+
+/* The definition in mem_digest.h, written out independently. */
+static void sparse_reference(const uint8_t *ram, uint64_t npages, uint64_t (*gpa_of)(uint64_t),
+			     uint64_t *lo, uint64_t *hi)
+{
+	size_t cap = (size_t)npages * (8 + PG), len = 0;
+	uint8_t *buf = malloc(cap);
+	static const uint8_t zero[PG];
+	assert_non_null(buf);
+	for (uint64_t pg = 0; pg < npages; pg++) {
+		if (memcmp(ram + pg * PG, zero, PG) == 0)
+			continue;
+		uint64_t a = gpa_of(pg);
+		for (int i = 0; i < 8; i++)
+			buf[len++] = (uint8_t)(a >> (8 * i));
+		memcpy(buf + len, ram + pg * PG, PG);
+		len += PG;
+	}
+	XXH128_hash_t h = XXH3_128bits(buf, len);
+	*lo = h.low64;
+	*hi = h.high64;
+	free(buf);
+}
+
+static uint64_t identity_gpa(uint64_t pg)
+{
+	return pg * PG;
+}
+
+static void test_sparse_definition(void **st)
+{
+	(void)st;
+	struct guest_mem gm;
+	uint8_t *ram = map_ram(NPAGES * PG);
+	uint64_t lo, hi, rlo, rhi;
+	gm_layout(&gm, ram, NPAGES * PG);
+	ram[0] = 1;
+	memcpy(ram + 9 * PG + 4000, "pattern", 7);
+	ram[33 * PG] = 0;          /* touched, still zero: not in the digest */
+	assert_int_equal(mem_digest(&gm, MEM_DIGEST_SPARSE, &lo, &hi), 0);
+	sparse_reference(ram, NPAGES, identity_gpa, &rlo, &rhi);
+	assert_int_equal(lo, rlo);
+	assert_int_equal(hi, rhi);
+
+	/* A page written and zeroed again digests like one never touched. */
+	uint8_t *ram2 = map_ram(NPAGES * PG);
+	struct guest_mem gm2;
+	uint64_t lo2, hi2;
+	gm_layout(&gm2, ram2, NPAGES * PG);
+	ram2[0] = 1;
+	memcpy(ram2 + 9 * PG + 4000, "pattern", 7);
+	memset(ram2 + 50 * PG, 0x55, PG);
+	memset(ram2 + 50 * PG, 0, PG);
+	assert_int_equal(mem_digest(&gm2, MEM_DIGEST_SPARSE, &lo2, &hi2), 0);
+	assert_int_equal(lo2, lo);
+	assert_int_equal(hi2, hi);
+
+	/* The same bytes one page further on are another memory. */
+	memset(ram2 + 9 * PG, 0, PG);
+	memcpy(ram2 + 10 * PG + 4000, "pattern", 7);
+	assert_int_equal(mem_digest(&gm2, MEM_DIGEST_SPARSE, &lo2, &hi2), 0);
+	assert_true(lo2 != lo || hi2 != hi);
+	/* One changed byte is another memory. */
+	memset(ram2 + 10 * PG, 0, PG);
+	memcpy(ram2 + 9 * PG + 4000, "pattern", 7);
+	ram2[0] = 2;
+	assert_int_equal(mem_digest(&gm2, MEM_DIGEST_SPARSE, &lo2, &hi2), 0);
+	assert_true(lo2 != lo || hi2 != hi);
+	ram2[0] = 1;
+	assert_int_equal(mem_digest(&gm2, MEM_DIGEST_SPARSE, &lo2, &hi2), 0);
+	assert_int_equal(lo2, lo);
+	assert_int_equal(hi2, hi);
+	munmap(ram, NPAGES * PG);
+	munmap(ram2, NPAGES * PG);
+}
+
+/* Above the 32-bit hole a page's address is its guest-physical one. */
+static void test_sparse_high_memory(void **st)
+{
+	(void)st;
+	struct guest_mem gm;
+	uint64_t size = GM_HOLE_START + 4 * PG;
+	uint8_t *ram = map_ram(size);
+	uint64_t lo, hi, rlo, rhi;
+	gm_layout(&gm, ram, size);
+	ram[gm.low_size + 2 * PG + 1] = 7; /* gpa 4 GiB + 8 KiB + 1 */
+	ram[5] = 1;
+	assert_int_equal(mem_digest(&gm, MEM_DIGEST_SPARSE, &lo, &hi), 0);
+	/* The reference over only the populated pages, with their gpas. */
+	uint8_t buf[2 * (8 + PG)];
+	size_t len = 0;
+	uint64_t gpas[2] = { 0, GM_HIGH_START + 2 * PG };
+	const uint8_t *pages[2] = { ram, ram + gm.low_size + 2 * PG };
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < 8; i++)
+			buf[len++] = (uint8_t)(gpas[k] >> (8 * i));
+		memcpy(buf + len, pages[k], PG);
+		len += PG;
+	}
+	XXH128_hash_t h = XXH3_128bits(buf, len);
+	rlo = h.low64;
+	rhi = h.high64;
+	assert_int_equal(lo, rlo);
+	assert_int_equal(hi, rhi);
+	munmap(ram, size);
+}
+
+static void test_names(void **st)
+{
+	(void)st;
+	enum mem_digest_kind k;
+	assert_int_equal(mem_digest_parse(mem_digest_name(MEM_DIGEST_FULL), &k), 0);
+	assert_int_equal(k, MEM_DIGEST_FULL);
+	assert_int_equal(mem_digest_parse(mem_digest_name(MEM_DIGEST_SPARSE), &k), 0);
+	assert_int_equal(k, MEM_DIGEST_SPARSE);
+	assert_int_equal(mem_digest_parse("xxh3-64", &k), -1);
+	assert_int_equal(mem_digest_parse("", &k), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_populated),
+		cmocka_unit_test(test_full_is_plain_xxh3),
+		cmocka_unit_test(test_sparse_definition),
+		cmocka_unit_test(test_sparse_high_memory),
+		cmocka_unit_test(test_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
