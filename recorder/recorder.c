@@ -408,6 +408,7 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 {
 	r->vm = vm;
 	r->w = w;
+	vm->mem_digest = MEM_DIGEST_SPARSE; /* as recorder_header() says */
 	r->next_digest = r->digest_interval;
 	r->last_ckpt_ns = nd_host_mono_ns();
 	r->last_flush_ns = nd_host_mono_ns();
@@ -483,6 +484,9 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 		snprintf(host, sizeof(host), "%s %s %s", u.sysname, u.release, u.machine);
 	rc |= trace_header_add_str(h, TRACE_TAG_HOST, host);
 	rc |= trace_header_add_str(h, TRACE_TAG_PROGRESS_COUNTER, progress_name(r->progress));
+	/* The digest whose cost follows the memory in use, not RAM's size
+	 * (vmm/mem_digest.h); recorder_attach() makes the VM compute it. */
+	rc |= trace_header_add_str(h, TRACE_TAG_MEM_DIGEST, TRACE_MEM_DIGEST_SPARSE);
 	rc |= trace_header_add_u64(h, TRACE_TAG_LANDMARK_BOUND_NS, info->landmark_bound_ns);
 	rc |= trace_header_add_u64(h, TRACE_TAG_DIGEST_INTERVAL, r->digest_interval);
 	rc |= trace_header_add_str(h, TRACE_TAG_BOOT_MODE,

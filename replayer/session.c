@@ -106,6 +106,12 @@ int replay_session_open(struct replay_session *s, const char *rec,
 	const char *mode = trace_header_get_str(h, TRACE_TAG_BOOT_MODE);
 	s->cfg.force_multiboot = mode && strcmp(mode, TRACE_BOOT_MULTIBOOT) == 0;
 	s->cfg.disk_overlay = true;
+	const char *md = trace_header_get_str(h, TRACE_TAG_MEM_DIGEST);
+	s->mem_digest = MEM_DIGEST_FULL; /* format 1.0 */
+	if (md && mem_digest_parse(md, &s->mem_digest)) {
+		snprintf(err, errlen, "%s: unknown memory digest '%s' in the header", s->trace_path, md);
+		goto fail;
+	}
 	const char *pc = trace_header_get_str(h, TRACE_TAG_PROGRESS_COUNTER);
 	if (!pc || progress_parse(pc, &s->cfg.progress)) {
 		snprintf(err, errlen, "%s: unknown progress counter '%s' in the header", s->trace_path, pc ? pc : "");
@@ -200,6 +206,7 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 		return -1;
 	}
 	s->vm_live = true;
+	s->vm.mem_digest = s->mem_digest;
 	replayer_attach(&s->rp, &s->vm);
 	if (restore) {
 		struct timespec t0, t1;

@@ -45,6 +45,7 @@ struct replay_session {
 	char *cfg_kernel, *cfg_disk, *cfg_cmdline;
 	struct kvm_cpuid_entry2 *cfg_cpuid;
 	uint64_t epoch;
+	enum mem_digest_kind mem_digest; /* the recording's (header MEM_DIGEST) */
 	struct replayer rp;
 	struct vm vm;
 	bool vm_live;

@@ -25,7 +25,7 @@
 /* ---- format constants (SPEC.md, "File header" and "Frames") ---- */
 
 #define TRACE_FORMAT_MAJOR	1
-#define TRACE_FORMAT_MINOR	0
+#define TRACE_FORMAT_MINOR	1	/* 1.1: PACKED_FIELDS */
 
 #define TRACE_HASH_SIZE		32	/* SHA-256: the chain */
 #define TRACE_HASH_HEX_SIZE	65	/* 64 hex digits + NUL */
@@ -54,10 +54,22 @@ enum trace_tag {
 	TRACE_TAG_BOOT_MODE		= 0x800e, /* string, enumerated */
 	TRACE_TAG_SERIAL_IN		= 0x800f, /* string */
 	/*
-	 * u64, size of every frame header in the file; absent: 96.  1.0
-	 * writers never write it; it lets a later minor grow frame headers.
+	 * u64, size of every frame header in the file; absent: 96.  1.0 and
+	 * 1.1 writers never write it; it lets a later minor grow frame headers.
 	 */
 	TRACE_TAG_FRAME_HEADER_SIZE	= 0x8010,
+	/*
+	 * Format 1.1: u32 raw length + one zstd frame holding more fields.
+	 * Never a field of a struct trace_header: the encoder packs fields
+	 * into it and the decoder unpacks them, so every accessor below sees
+	 * packed and plain fields alike.  trace_header_add() refuses it.
+	 */
+	TRACE_TAG_PACKED_FIELDS		= 0x8011,
+	/*
+	 * Format 1.1: string, enumerated: the memory digest of DIGEST and END
+	 * events (vmm/mem_digest.h).  Absent: TRACE_MEM_DIGEST_FULL.
+	 */
+	TRACE_TAG_MEM_DIGEST		= 0x8012,
 };
 
 /* Values of the enumerated string fields. */
@@ -66,6 +78,8 @@ enum trace_tag {
 #define TRACE_PROGRESS_NONE		"none"
 #define TRACE_BOOT_ELF64		"elf64"
 #define TRACE_BOOT_MULTIBOOT		"multiboot"
+#define TRACE_MEM_DIGEST_FULL		"xxh3-128"
+#define TRACE_MEM_DIGEST_SPARSE		"xxh3-128-sparse"
 
 /* XXH3-128 as stored: low 64 bits, then high 64 bits, each little-endian. */
 struct trace_hash128 {
@@ -94,8 +108,10 @@ void trace_header_free(struct trace_header *h);
 
 /*
  * Add a field.  -1 with errno EEXIST (tag already present: a tag appears at
- * most once), EINVAL (len too large) or ENOMEM.  Fields are written in the
- * order they were added.
+ * most once), EINVAL (len too large, too many fields, or PACKED_FIELDS, which
+ * only the encoding uses) or ENOMEM.  Fields are kept in the order they were
+ * added; the writer writes DETVM_VERSION first and packs the others
+ * (SPEC.md 4.2), so a header read back lists them in that order.
  */
 int trace_header_add(struct trace_header *h, uint16_t tag, const void *data,
 		     size_t len);
@@ -129,11 +145,14 @@ trace_header_get_cpuid(const struct trace_header *h, size_t *count);
 const struct trace_msr *trace_header_get_msrs(const struct trace_header *h,
 					      size_t *count);
 
-/* Iteration in file order (for dumping); index < trace_header_count(). */
+/*
+ * Iteration in file order (for dumping); index < trace_header_count().  A
+ * PACKED_FIELDS entry is not listed: its fields are, in its place.
+ */
 size_t trace_header_count(const struct trace_header *h);
 const void *trace_header_at(const struct trace_header *h, size_t i,
 			    uint16_t *tag, size_t *len);
-/* Format version of a header read from a file (writers write 1.0). */
+/* Format version of a header read from a file (writers write 1.1). */
 void trace_header_version(const struct trace_header *h, uint16_t *major,
 			  uint16_t *minor);
 /* "MEM_SIZE", ... or NULL for an unknown tag. */

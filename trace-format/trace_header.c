@@ -3,6 +3,12 @@
  * encoding (magic, version, body length, TLVs, XXH3-64) and the checks a
  * reader makes on it, in the order SPEC.md "How to verify" gives.
  *
+ * Format 1.1 packs fields into one zstd frame (PACKED_FIELDS, SPEC.md 4.2):
+ * the CPUID and MSR tables are most of a header, and on a short recording
+ * the header is most of the file.  Packing exists only in the encoding: a
+ * decoded header holds the unpacked fields, so every accessor works the
+ * same on 1.0 and 1.1 files.
+ *
  * Values are kept with one extra NUL byte after them, which is not part of
  * the value: string fields can then be handed out as C strings without a
  * copy, and a string with a NUL inside is refused by validation.
@@ -11,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "trace-format/trace_internal.h"
 
-#define TRACE_HEADER_FIELDS_MAX	1024
 #define CPUID_ENTRY_SIZE	40
 #define MSR_ENTRY_SIZE		16
 #define XSAVE_SIZE		12
@@ -40,7 +46,7 @@ struct trace_header {
 
 enum field_kind {
 	FK_STR, FK_U64, FK_CPUID, FK_MSRS, FK_XSAVE, FK_FILE_ID,
-	FK_PROGRESS, FK_BOOT_MODE, FK_FRAME_HDR,
+	FK_PROGRESS, FK_BOOT_MODE, FK_FRAME_HDR, FK_PACKED, FK_MEM_DIGEST,
 };
 
 static const struct known_tag {
@@ -65,6 +71,8 @@ static const struct known_tag {
 	{ TRACE_TAG_BOOT_MODE, "BOOT_MODE", FK_BOOT_MODE, true },
 	{ TRACE_TAG_SERIAL_IN, "SERIAL_IN", FK_STR, true },
 	{ TRACE_TAG_FRAME_HEADER_SIZE, "FRAME_HEADER_SIZE", FK_FRAME_HDR, false },
+	{ TRACE_TAG_PACKED_FIELDS, "PACKED_FIELDS", FK_PACKED, false },
+	{ TRACE_TAG_MEM_DIGEST, "MEM_DIGEST", FK_MEM_DIGEST, false },
 };
 
 #define N_KNOWN (sizeof(known_tags) / sizeof(known_tags[0]))
@@ -135,8 +143,12 @@ int trace_header_add(struct trace_header *h, uint16_t tag, const void *data,
 		errno = EEXIST;
 		return -1;
 	}
-	/* The whole body must stay under the limit a reader enforces. */
-	if (len > TRACE_HEADER_BODY_MAX ||
+	/*
+	 * The whole body must stay under the limit a reader enforces, counted
+	 * unpacked: a reader applies it to the header as if nothing were
+	 * packed.  PACKED_FIELDS is how the encoder stores fields, not one.
+	 */
+	if (tag == TRACE_TAG_PACKED_FIELDS || len > TRACE_HEADER_BODY_MAX ||
 	    h->body_len + TRACE_TLV_HDR + len > TRACE_HEADER_BODY_MAX ||
 	    h->n >= TRACE_HEADER_FIELDS_MAX || (len && !data)) {
 		errno = EINVAL;
@@ -334,14 +346,20 @@ static int validate_field(const struct known_tag *k,
 	static const char *const boot[] = {
 		TRACE_BOOT_ELF64, TRACE_BOOT_MULTIBOOT, NULL,
 	};
+	static const char *const digest[] = {
+		TRACE_MEM_DIGEST_FULL, TRACE_MEM_DIGEST_SPARSE, NULL,
+	};
 	const char *s = (const char *)f->data;
 
 	switch (k->kind) {
 	case FK_STR:
 	case FK_PROGRESS:
 	case FK_BOOT_MODE:
+	case FK_MEM_DIGEST:
 		if (memchr(f->data, 0, f->len))
 			goto nul;
+		if (k->kind == FK_MEM_DIGEST && !is_one_of(s, digest))
+			goto value;
 		if (k->kind == FK_PROGRESS && !is_one_of(s, progress))
 			goto value;
 		if (k->kind == FK_BOOT_MODE && !is_one_of(s, boot))
@@ -384,6 +402,11 @@ static int validate_field(const struct known_tag *k,
 		if (memchr(f->data + FILE_ID_FIXED, 0, f->len - FILE_ID_FIXED))
 			goto nul;
 		return 0;
+	case FK_PACKED:
+		/* trace_header_add() refuses it; a header never holds it. */
+		trace_errf(err, errlen,
+			   "header field PACKED_FIELDS is written by the encoder only");
+		return -1;
 	}
 	return 0;
 length:
@@ -429,29 +452,149 @@ int trace_header_check_required(const struct trace_header *h, char *err,
 	return 0;
 }
 
-int trace_header_encode(const struct trace_header *h, uint8_t **out,
-			size_t *len)
+/*
+ * Which fields a 1.1 writer packs: all but DETVM_VERSION.  Packing all of
+ * them gives the smallest header and needs no list of "big" tags to keep
+ * up to date as later minors add fields; DETVM_VERSION stays plain at the
+ * start of the body so that the first bytes of a file name the detvm that
+ * wrote it, even to a program that cannot unpack (it costs 11 bytes).
+ */
+static bool packed_tag(uint16_t tag)
 {
-	size_t n = TRACE_FILE_FIXED + h->body_len + TRACE_FILE_CSUM;
-	uint8_t *b = malloc(n), *p;
+	return tag != TRACE_TAG_DETVM_VERSION;
+}
 
-	if (!b)
+static uint8_t *put_field(uint8_t *p, const struct trace_field *f)
+{
+	put_le16(p, f->tag);
+	put_le32(p + 2, f->len);
+	memcpy(p + TRACE_TLV_HDR, f->data, f->len);
+	return p + TRACE_TLV_HDR + f->len;
+}
+
+/*
+ * The fields packed_tag() selects, as a TLV list of *raw_len bytes
+ * compressed into one zstd frame: *comp (malloc'd), *comp_len bytes.
+ * *comp is NULL when there is nothing to pack.
+ */
+static int pack_fields(const struct trace_header *h, uint8_t **comp,
+		       size_t *comp_len, size_t *raw_len, char *err,
+		       size_t errlen)
+{
+	uint8_t *raw = NULL, *p, *out = NULL;
+	ZSTD_CCtx *cc = NULL;
+	size_t n = 0, bound, r;
+	int ret = -1;
+
+	*comp = NULL;
+	for (size_t i = 0; i < h->n; i++)
+		if (packed_tag(h->f[i].tag))
+			n += TRACE_TLV_HDR + h->f[i].len;
+	*raw_len = n;
+	if (!n)
+		return 0;
+	bound = ZSTD_compressBound(n);
+	raw = malloc(n);
+	out = malloc(bound);
+	cc = ZSTD_createCCtx();
+	if (!raw || !out || !cc) {
+		trace_errf(err, errlen, "file header: packing fields: out of memory");
+		goto out;
+	}
+	p = raw;
+	for (size_t i = 0; i < h->n; i++)
+		if (packed_tag(h->f[i].tag))
+			p = put_field(p, &h->f[i]);
+	/*
+	 * No zstd checksum: the header checksum and the hash chain cover the
+	 * frame.  The content size lets a reader check raw_len against the
+	 * frame before decompressing.
+	 */
+	r = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel,
+				   TRACE_PACKED_ZSTD_LEVEL);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 0);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+	if (!ZSTD_isError(r))
+		r = ZSTD_compress2(cc, out, bound, raw, n);
+	if (ZSTD_isError(r)) {
+		trace_errf(err, errlen,
+			   "file header: packing %zu bytes of fields: zstd: %s",
+			   n, ZSTD_getErrorName(r));
+		goto out;
+	}
+	*comp = out;
+	*comp_len = r;
+	out = NULL;
+	ret = 0;
+out:
+	ZSTD_freeCCtx(cc);
+	free(out);
+	free(raw);
+	return ret;
+}
+
+int trace_header_encode_as(const struct trace_header *h, uint16_t minor,
+			   bool pack, uint8_t **out, size_t *len, char *err,
+			   size_t errlen)
+{
+	size_t body = h->body_len, comp_len = 0, raw_len = 0, n;
+	uint8_t *comp = NULL, *b, *p;
+
+	if (pack && pack_fields(h, &comp, &comp_len, &raw_len, err, errlen))
 		return -1;
+	/*
+	 * Pack only when it pays: a header of a few small fields (tests,
+	 * benchmarks) would grow by the entry head, raw_len and zstd's own
+	 * frame header.  Either way the body stays under the 1 MiB limit:
+	 * trace_header_add() keeps the plain one under it.
+	 */
+	if (comp) {
+		size_t packed = h->body_len - raw_len + TRACE_TLV_HDR +
+				TRACE_PACKED_RAW_LEN + comp_len;
+
+		if (packed < body) {
+			body = packed;
+		} else {
+			free(comp);
+			comp = NULL;
+		}
+	}
+	n = TRACE_FILE_FIXED + body + TRACE_FILE_CSUM;
+	b = malloc(n);
+	if (!b) {
+		free(comp);
+		trace_errf(err, errlen, "file header: out of memory");
+		return -1;
+	}
 	memcpy(b, TRACE_FILE_MAGIC, TRACE_FILE_MAGIC_LEN);
 	put_le16(b + 8, TRACE_FORMAT_MAJOR);
-	put_le16(b + 10, TRACE_FORMAT_MINOR);
-	put_le32(b + 12, (uint32_t)h->body_len);
+	put_le16(b + 10, minor);
+	put_le32(b + 12, (uint32_t)body);
 	p = b + TRACE_FILE_FIXED;
-	for (size_t i = 0; i < h->n; i++) {
-		put_le16(p, h->f[i].tag);
-		put_le32(p + 2, h->f[i].len);
-		memcpy(p + TRACE_TLV_HDR, h->f[i].data, h->f[i].len);
-		p += TRACE_TLV_HDR + h->f[i].len;
+	for (size_t i = 0; i < h->n; i++)
+		if (!comp || !packed_tag(h->f[i].tag))
+			p = put_field(p, &h->f[i]);
+	if (comp) {
+		put_le16(p, TRACE_TAG_PACKED_FIELDS);
+		put_le32(p + 2, (uint32_t)(TRACE_PACKED_RAW_LEN + comp_len));
+		put_le32(p + TRACE_TLV_HDR, (uint32_t)raw_len);
+		memcpy(p + TRACE_TLV_HDR + TRACE_PACKED_RAW_LEN, comp, comp_len);
+		p += TRACE_TLV_HDR + TRACE_PACKED_RAW_LEN + comp_len;
+		free(comp);
 	}
 	put_le64(p, XXH3_64bits(b, (size_t)(p - b)));
 	*out = b;
 	*len = n;
 	return 0;
+}
+
+int trace_header_encode(const struct trace_header *h, uint8_t **out,
+			size_t *len, char *err, size_t errlen)
+{
+	return trace_header_encode_as(h, TRACE_FORMAT_MINOR, true, out, len,
+				      err, errlen);
 }
 
 int trace_header_check_fixed(const uint8_t *b, size_t n, uint32_t *body_len,
@@ -497,35 +640,189 @@ int trace_header_check_fixed(const uint8_t *b, size_t n, uint32_t *body_len,
 	return 0;
 }
 
-/* The TLV list of a checksummed body into h; structural checks only. */
-static int parse_tlvs(struct trace_header *h, const uint8_t *p, size_t n,
-		      char *err, size_t errlen)
+/*
+ * A TLV list: the header body itself, or the fields unpacked from the
+ * PACKED_FIELDS entry at file offset packed_at (never 0: the body starts
+ * at 16).
+ */
+struct tlv_list {
+	const uint8_t *p;
+	size_t n;
+	size_t packed_at;
+};
+
+/*
+ * Where an entry is, for messages: a file offset in the body; in packed
+ * fields, which have no file offset, the byte in the unpacked list.
+ */
+static const char *where(char *buf, size_t len, const struct tlv_list *l,
+			 size_t pos)
+{
+	if (l->packed_at)
+		snprintf(buf, len, "byte %zu of the fields packed at offset %zu",
+			 pos, l->packed_at);
+	else
+		snprintf(buf, len, "offset %zu", TRACE_FILE_FIXED + pos);
+	return buf;
+}
+
+static int parse_tlvs(struct trace_header *h, const struct tlv_list *l,
+		      size_t body_len, bool *packed_seen, char *err,
+		      size_t errlen);
+
+static int packed_err(char *err, size_t errlen, size_t at, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
+
+static int packed_err(char *err, size_t errlen, size_t at, const char *fmt,
+		      ...)
+{
+	char msg[TRACE_ERR_MAX / 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	trace_errf(err, errlen, "file header: PACKED_FIELDS at offset %zu: %s",
+		   at, msg);
+	return -1;
+}
+
+/*
+ * The value v[0..len) of the PACKED_FIELDS entry at file offset `at`, in a
+ * body of body_len bytes: the checks of SPEC.md 10 step 8, then its fields
+ * into h.  Memory is bounded before anything is allocated: raw_len <= 1
+ * MiB, and one-shot decompression writes into that buffer only (a frame
+ * cannot make zstd allocate a window of its choosing).
+ */
+static int unpack(struct trace_header *h, const uint8_t *v, uint32_t len,
+		  size_t at, size_t body_len, bool *packed_seen, char *err,
+		  size_t errlen)
+{
+	struct tlv_list l = { .packed_at = at };
+	const uint8_t *z = v + TRACE_PACKED_RAW_LEN;
+	unsigned long long csize;
+	ZSTD_DCtx *dc = NULL;
+	uint8_t *raw = NULL;
+	uint32_t raw_len;
+	size_t zlen, r;
+	int ret = -1;
+
+	if (len < TRACE_PACKED_RAW_LEN)
+		return packed_err(err, errlen, at, "bad length %u", len);
+	raw_len = get_le32(v);
+	if (!raw_len || raw_len > TRACE_HEADER_BODY_MAX)
+		return packed_err(err, errlen, at, "raw length %u outside 1..%u",
+				  raw_len, TRACE_HEADER_BODY_MAX);
+	/* Its fields count as if they were in the body: so does the limit. */
+	if (body_len - TRACE_TLV_HDR - len + raw_len > TRACE_HEADER_BODY_MAX)
+		return packed_err(err, errlen, at,
+				  "unpacked, the header body would be %zu bytes, above the %u limit",
+				  body_len - TRACE_TLV_HDR - len + raw_len,
+				  TRACE_HEADER_BODY_MAX);
+	zlen = len - TRACE_PACKED_RAW_LEN;
+	/* Exactly one zstd frame: nothing may hide after it. */
+	r = ZSTD_findFrameCompressedSize(z, zlen);
+	if (ZSTD_isError(r))
+		return packed_err(err, errlen, at,
+				  "bad or truncated zstd frame (%s)",
+				  ZSTD_getErrorName(r));
+	if (get_le32(z) != ZSTD_MAGICNUMBER)
+		return packed_err(err, errlen, at,
+				  "a skippable frame instead of a zstd frame");
+	if (r != zlen)
+		return packed_err(err, errlen, at,
+				  "%zu bytes of trailing data after the zstd frame",
+				  zlen - r);
+	csize = ZSTD_getFrameContentSize(z, zlen);
+	if (csize == ZSTD_CONTENTSIZE_ERROR)
+		return packed_err(err, errlen, at, "bad zstd frame header");
+	if (csize != ZSTD_CONTENTSIZE_UNKNOWN && csize != raw_len)
+		return packed_err(err, errlen, at,
+				  "zstd frame holds %llu bytes, raw length says %u",
+				  csize, raw_len);
+	raw = malloc(raw_len);
+	dc = ZSTD_createDCtx();
+	if (!raw || !dc) {
+		packed_err(err, errlen, at, "out of memory");
+		goto out;
+	}
+	r = ZSTD_decompressDCtx(dc, raw, raw_len, z, zlen);
+	if (ZSTD_isError(r)) {
+		packed_err(err, errlen, at,
+			   "zstd frame does not decompress to %u bytes (%s)",
+			   raw_len, ZSTD_getErrorName(r));
+		goto out;
+	}
+	if (r != raw_len) {
+		packed_err(err, errlen, at,
+			   "zstd frame decompresses to %zu bytes, raw length says %u",
+			   r, raw_len);
+		goto out;
+	}
+	l.p = raw;
+	l.n = raw_len;
+	ret = parse_tlvs(h, &l, body_len, packed_seen, err, errlen);
+out:
+	ZSTD_freeDCtx(dc);
+	free(raw);
+	return ret;
+}
+
+/*
+ * A TLV list of a checksummed body into h, PACKED_FIELDS unpacked in
+ * place; structural checks only (values: trace_header_validate()).
+ */
+static int parse_tlvs(struct trace_header *h, const struct tlv_list *l,
+		      size_t body_len, bool *packed_seen, char *err,
+		      size_t errlen)
 {
 	size_t pos = 0;
+	char at[96];
 
-	while (pos < n) {
+	while (pos < l->n) {
 		uint16_t tag;
 		uint32_t len;
-		size_t off = TRACE_FILE_FIXED + pos;
 
-		if (n - pos < TRACE_TLV_HDR) {
-			trace_errf(err, errlen,
-				   "file header: field at offset %zu cut short",
-				   off);
+		if (l->n - pos < TRACE_TLV_HDR) {
+			trace_errf(err, errlen, "file header: field at %s cut short",
+				   where(at, sizeof(at), l, pos));
 			return -1;
 		}
-		tag = get_le16(p + pos);
-		len = get_le32(p + pos + 2);
-		if (len > n - pos - TRACE_TLV_HDR) {
+		tag = get_le16(l->p + pos);
+		len = get_le32(l->p + pos + 2);
+		if (len > l->n - pos - TRACE_TLV_HDR) {
 			trace_errf(err, errlen,
-				   "file header: field 0x%04x at offset %zu runs past the header body",
-				   tag, off);
+				   "file header: field 0x%04x at %s runs past the %s",
+				   tag, where(at, sizeof(at), l, pos),
+				   l->packed_at ? "packed fields" : "header body");
 			return -1;
+		}
+		if (tag == TRACE_TAG_PACKED_FIELDS) {
+			/* One level and one entry: unpacking stays bounded. */
+			if (l->packed_at) {
+				trace_errf(err, errlen,
+					   "file header: PACKED_FIELDS inside PACKED_FIELDS (%s)",
+					   where(at, sizeof(at), l, pos));
+				return -1;
+			}
+			if (*packed_seen) {
+				trace_errf(err, errlen,
+					   "file header: field 0x%04x appears twice (%s)",
+					   tag, where(at, sizeof(at), l, pos));
+				return -1;
+			}
+			*packed_seen = true;
+			if (unpack(h, l->p + pos + TRACE_TLV_HDR, len,
+				   TRACE_FILE_FIXED + pos, body_len, packed_seen,
+				   err, errlen))
+				return -1;
+			pos += TRACE_TLV_HDR + len;
+			continue;
 		}
 		if (find_field(h, tag)) {
 			trace_errf(err, errlen,
-				   "file header: field 0x%04x appears twice (offset %zu)",
-				   tag, off);
+				   "file header: field 0x%04x appears twice (%s)",
+				   tag, where(at, sizeof(at), l, pos));
 			return -1;
 		}
 		if (!find_known(tag) && (tag & TRACE_TAG_CRITICAL)) {
@@ -534,10 +831,18 @@ static int parse_tlvs(struct trace_header *h, const uint8_t *p, size_t n,
 				   tag, TRACE_FORMAT_MAJOR, TRACE_FORMAT_MINOR);
 			return -1;
 		}
-		if (trace_header_add(h, tag, p + pos + TRACE_TLV_HDR, len)) {
-			trace_errf(err, errlen, "file header: %s",
-				   errno == EINVAL ? "too many fields"
-						   : strerror(errno));
+		if (h->n >= TRACE_HEADER_FIELDS_MAX) {
+			trace_errf(err, errlen,
+				   "file header: too many fields (more than %u, at %s)",
+				   TRACE_HEADER_FIELDS_MAX,
+				   where(at, sizeof(at), l, pos));
+			return -1;
+		}
+		/* unpack() checked the unpacked size: only memory can fail. */
+		if (trace_header_add(h, tag, l->p + pos + TRACE_TLV_HDR, len)) {
+			trace_errf(err, errlen, "file header: field at %s: %s",
+				   where(at, sizeof(at), l, pos),
+				   strerror(errno));
 			return -1;
 		}
 		pos += TRACE_TLV_HDR + len;
@@ -549,6 +854,8 @@ struct trace_header *trace_header_decode(const uint8_t *b, size_t n,
 					 char *err, size_t errlen)
 {
 	struct trace_header *h;
+	struct tlv_list body = { 0 };
+	bool packed_seen = false;
 	uint32_t body_len;
 	size_t total;
 
@@ -574,7 +881,13 @@ struct trace_header *trace_header_decode(const uint8_t *b, size_t n,
 	}
 	h->major = get_le16(b + 8);
 	h->minor = get_le16(b + 10);
-	if (parse_tlvs(h, b + TRACE_FILE_FIXED, body_len, err, errlen) ||
+	/*
+	 * PACKED_FIELDS is read whatever the minor says: a 1.x reader never
+	 * needs the minor to parse a file (SPEC.md 9).
+	 */
+	body.p = b + TRACE_FILE_FIXED;
+	body.n = body_len;
+	if (parse_tlvs(h, &body, body_len, &packed_seen, err, errlen) ||
 	    trace_header_validate(h, err, errlen)) {
 		trace_header_free(h);
 		return NULL;

@@ -85,14 +85,15 @@ static int create_file(struct trace_writer *w, const struct trace_header *h,
 		       char *err, size_t errlen)
 {
 	uint8_t *hb, chain[TRACE_HASH_SIZE];
+	char why[TRACE_ERR_MAX];
 	size_t hlen;
 	int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
 	int ret = -1;
 
 	/* Never overwrite a recording unless asked to; then truncate it. */
 	flags |= w->opts.force ? O_TRUNC : O_EXCL;
-	if (trace_header_encode(h, &hb, &hlen)) {
-		trace_errf(err, errlen, "%s: out of memory", w->path);
+	if (trace_header_encode(h, &hb, &hlen, why, sizeof(why))) {
+		trace_errf(err, errlen, "%s: %s", w->path, why);
 		return -1;
 	}
 	w->fd = open(w->path, flags, 0644);
@@ -149,7 +150,7 @@ struct trace_writer *trace_writer_open(const char *path,
 		goto fail;
 	}
 	if (trace_header_get(h, TRACE_TAG_FRAME_HEADER_SIZE, NULL)) {
-		/* This writer lays out 1.0 frames; the field is for later ones. */
+		/* Frames here are 96 bytes; the field is for later minors. */
 		trace_errf(err, errlen,
 			   "%s: header field FRAME_HEADER_SIZE is reserved for the writer",
 			   path);

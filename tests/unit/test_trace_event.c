@@ -312,7 +312,7 @@ static struct trace_header *decode_of(const struct trace_header *h, char *err,
 	size_t n;
 	struct trace_header *out;
 
-	assert_int_equal(trace_header_encode(h, &b, &n), 0);
+	assert_int_equal(trace_header_encode(h, &b, &n, err, errlen), 0);
 	out = trace_header_decode(b, n, err, errlen);
 	free(b);
 	return out;

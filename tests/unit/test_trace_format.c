@@ -1100,7 +1100,7 @@ static void test_renumbered_forgery(void **state)
 }
 
 /*
- * Re-serialize a complete 1.0 trace: another minor version, frame headers
+ * Re-serialize a complete trace: another minor version, frame headers
  * grown by `extra` bytes (declared by FRAME_HEADER_SIZE), maybe another
  * CMDLINE; everything re-chained.  What a later writer would produce, and
  * what a forger with the whole file in hand can produce.
@@ -1130,7 +1130,7 @@ static uint8_t *rebuild(const uint8_t *in, size_t len, uint16_t minor,
 	}
 	if (extra)
 		assert_int_equal(trace_header_add_u64(h, TRACE_TAG_FRAME_HEADER_SIZE, hs), 0);
-	assert_int_equal(trace_header_encode(h, &hb, &hblen), 0);
+	assert_int_equal(trace_header_encode(h, &hb, &hblen, err, sizeof(err)), 0);
 	put_le16(hb + 10, minor);
 	put_le64(hb + hblen - 8, XXH3_64bits(hb, hblen - 8));
 	out = malloc(len * 2 + hblen);
@@ -1181,8 +1181,10 @@ static void test_versions(void **state)
 
 	/* Newer major: refused, telling the user what to do. */
 	put_le16(b + 8, 2);
+	put_le16(b + 10, 0);
 	spew(c, b, len);
 	put_le16(b + 8, 1);
+	put_le16(b + 10, TRACE_FORMAT_MINOR);
 	assert_null(trace_reader_open(c, err, sizeof(err)));
 	snprintf(want, sizeof(want),
 		 "%s: trace format 2.0 is newer than this detvm supports (1.x): upgrade detvm", c);
@@ -1232,11 +1234,11 @@ static void test_fingerprint(void **state)
 	write_n(p, 1000, NULL, 0, true, NULL);
 	assert_int_equal(trace_verify(p, &a, err, sizeof(err)), 0);
 	b = slurp(p, &len);
-	n = rebuild(b, len, 0, 0, NULL, &nlen);	/* identical rebuild */
+	n = rebuild(b, len, TRACE_FORMAT_MINOR, 0, NULL, &nlen);	/* identical */
 	assert_true(nlen == len);
 	assert_memory_equal(n, b, len);
 	free(n);
-	n = rebuild(b, len, 0, 0, "init=/bin/evil", &nlen);
+	n = rebuild(b, len, TRACE_FORMAT_MINOR, 0, "init=/bin/evil", &nlen);
 	spew(c, n, nlen);
 	assert_int_equal(trace_verify(c, &f, err, sizeof(err)), 0);
 	assert_string_not_equal(a.final_hash_hex, f.final_hash_hex);
