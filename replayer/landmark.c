@@ -31,6 +31,9 @@
  * armed (measured: about 16 us); added to a round's aim. */
 #define ENTRY_NS 12000
 #define LEARN_ROUNDS 8
+/* After this many, the fastest speed seen is trusted for a first round
+ * aimed 1/8 short of the target rather than half-way. */
+#define TRUST_ROUNDS 64
 /* A timed round costs about 25 us of entering and leaving the guest. */
 #define MIN_RUN_NS 20000
 
@@ -96,7 +99,7 @@ static uint64_t free_run_ns(const struct landmark_ctl *c, enum landmark_care car
 			return rem <= CAREFUL_ZONE ? 0 : rem * CAREFUL_NS_PER_INSN;
 		uint64_t ns;
 		if (!local_ps)
-			ns = rem / 2 * c->ps_per_insn / 1000;
+			ns = (c->learned < TRUST_ROUNDS ? rem / 2 : rem - rem / 8 - FAST_ZONE / 2) * c->ps_per_insn / 1000;
 		else
 			ns = (rem - rem / 16 - FAST_ZONE / 2) * (local_ps < c->ps_per_insn ? local_ps : c->ps_per_insn) / 1000;
 		/* Too short to be worth entering and leaving the guest: step. */
