@@ -45,15 +45,6 @@ static int pl_add(struct page_list *l, uint64_t no, const uint8_t *src)
 	return 0;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (unsigned i = 0; i < PG / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 /* ---- devices ---- */
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -173,7 +164,7 @@ static int capture_pages(struct vm *vm, bool full, struct page_list *l, char *er
 		gm_populated(gm, vec);
 		for (uint64_t pg = 0; pg < npages; pg++) {
 			const uint8_t *p = gm->host + pg * PG;
-			if (!(vec[pg] & 1) || page_is_zero(p))
+			if (!vec[pg] || gm_page_is_zero(p))
 				continue;
 			if (pl_add(l, gm_offset_to_gpa(gm, pg * PG) / PG, p)) {
 				free(vec);

@@ -223,6 +223,28 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	return 0;
 }
 
+/* What a rewound replay takes over once it is back at the furthest exit
+ * the first run reached, and what the caller had set up. */
+struct resync {
+	struct vm_stats stats;
+	uint64_t events, digests;
+	bool user_stop_set;
+	uint64_t user_stop_exit;
+	void (*before_run)(void *, struct vm *);
+};
+
+/* Back at the exit where the overshoot happened: carry on from here as the
+ * first run would have. */
+static void take_over(struct replay_session *s, const struct resync *r)
+{
+	s->vm.stats = r->stats;
+	s->rp.events = r->events;
+	s->rp.digests_checked = r->digests;
+	s->vm.stop_at_set = r->user_stop_set;
+	s->vm.stop_at_exit = r->user_stop_exit;
+	s->vm.hooks.before_run = r->before_run;
+}
+
 int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err, size_t errlen)
 {
 	/* The furthest point reached before an overshoot (`resync_at`), and
@@ -230,28 +252,20 @@ int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err
 	 * to that exit is in exactly the same state, so it takes these over. */
 	bool resyncing = false;
 	uint64_t resync_at = 0;
-	struct vm_stats saved;
-	uint64_t saved_events = 0, saved_digests = 0;
-	/* What the caller set up, which a rewind's new VM must get back. */
-	bool user_stop_set = s->vm.stop_at_set;
-	uint64_t user_stop_exit = s->vm.stop_at_exit;
-	void (*before_run)(void *, struct vm *) = s->vm.hooks.before_run;
+	struct resync saved = {
+		.user_stop_set = s->vm.stop_at_set,
+		.user_stop_exit = s->vm.stop_at_exit,
+		.before_run = s->vm.hooks.before_run,
+	};
 	double seconds = 0;
 
-	memset(&saved, 0, sizeof(saved));
 	for (;;) {
 		vm_run(&s->vm);
 		seconds += s->vm.stats.seconds;
 		if (resyncing && s->vm.stop == VM_STOP_REACHED && s->vm.stats.exits == resync_at) {
-			/* Caught up: carry on from here as the first run would have. */
-				s->vm.stats = saved;
-			s->rp.events = saved_events;
-			s->rp.digests_checked = saved_digests;
+			take_over(s, &saved);
 			s->vm.stop = VM_STOP_NONE;
 			s->vm.detail[0] = 0;
-			s->vm.stop_at_set = user_stop_set;
-			s->vm.stop_at_exit = user_stop_exit;
-			s->vm.hooks.before_run = before_run;
 			s->vm.resume_replay = true; /* the forced exit is next in the trace */
 			resyncing = false;
 			continue;
@@ -261,9 +275,9 @@ int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err
 
 		uint64_t at = s->vm.stats.exits; /* the forced exit is at + 1 */
 		if (!resyncing) {
-			saved = s->vm.stats;
-			saved_events = s->rp.events;
-			saved_digests = s->rp.digests_checked;
+			saved.stats = s->vm.stats;
+			saved.events = s->rp.events;
+			saved.digests = s->rp.digests_checked;
 			resync_at = at;
 		}
 		/* Care for every forced exit up to this one: CAREFUL, or STEP
@@ -296,12 +310,7 @@ int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err
 		s->vm.serial_mute_through = resync_at;
 		if (s->vm.stats.exits == resync_at) {
 			/* The checkpoint is at the very exit: nothing to replay. */
-			s->vm.stats = saved;
-			s->rp.events = saved_events;
-			s->rp.digests_checked = saved_digests;
-			s->vm.stop_at_set = user_stop_set;
-			s->vm.stop_at_exit = user_stop_exit;
-			s->vm.hooks.before_run = before_run;
+			take_over(s, &saved);
 			resyncing = false;
 		} else {
 			s->vm.stop_at_set = true;

@@ -107,3 +107,8 @@ all:
 	memset(vec, 1, npages);
 	return npages;
 }
+
+bool gm_page_is_zero(const uint8_t *page)
+{
+	return page[0] == 0 && memcmp(page, page + 1, 4095) == 0;
+}

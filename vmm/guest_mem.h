@@ -56,6 +56,9 @@ void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size);
  */
 uint64_t gm_populated(const struct guest_mem *gm, uint8_t *vec);
 
+/* Whether the 4096 bytes at `page` are all zero. */
+bool gm_page_is_zero(const uint8_t *page);
+
 /* Guest physical address of host offset `off` (off < size). */
 uint64_t gm_offset_to_gpa(const struct guest_mem *gm, uint64_t off);
 /* Host offset of gpa, or -1 if gpa is not RAM. */

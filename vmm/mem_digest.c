@@ -26,11 +26,6 @@ int mem_digest_parse(const char *name, enum mem_digest_kind *k)
 	return 0;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	return p[0] == 0 && memcmp(p, p + 1, PG - 1) == 0;
-}
-
 int mem_digest(const struct guest_mem *gm, enum mem_digest_kind k, uint64_t *lo, uint64_t *hi)
 {
 	uint64_t npages = gm->size / PG;
@@ -53,7 +48,7 @@ int mem_digest(const struct guest_mem *gm, enum mem_digest_kind k, uint64_t *lo,
 				goto out;
 			continue;
 		}
-		if (untouched || page_is_zero(p))
+		if (untouched || gm_page_is_zero(p))
 			continue;
 		uint8_t gpa[8];
 		uint64_t a = gm_offset_to_gpa(gm, pg * PG);
