@@ -588,30 +588,6 @@ static void add_stats(struct ckpt_db_stats *to, const struct ckpt_db_stats *d)
 	to->bytes_stored += d->bytes_stored;
 }
 
-static void *writer_main(void *arg)
-{
-	struct ckpt_db *db = arg;
-	struct ckpt_batch *b;
-
-	while ((b = take_batch(db))) {
-		/* After a failure, batches are only dropped, never written. */
-		int r = atomic_load(&db->failed) ? 1 : write_batch(db, b);
-
-		lock(db);
-		if (r < 0)
-			set_failed(db, db->terr);
-		else if (r == 0)
-			add_stats(&db->stats, &db->pend);
-		db->committed = b->ticket;
-		if (b->ckpt)
-			db->inflight--;
-		signal_cond(db, &db->done);
-		unlock(db);
-		batch_free(b);
-	}
-	return NULL;
-}
-
 /* ---- creating ---- */
 
 /* Claim the file with O_EXCL; force removes an old one and its journal. */
@@ -648,6 +624,16 @@ static int claim_file(const char *path, bool force, char *err, size_t errlen)
 	}
 	close(fd);
 	return 0;
+}
+
+/* Remove a database file we claimed and its journal. */
+static void unlink_claimed(const char *path)
+{
+	char journal[4096];
+
+	unlink(path);
+	if (snprintf(journal, sizeof(journal), "%s-journal", path) < (int)sizeof(journal))
+		unlink(journal);
 }
 
 static int prepare(struct ckpt_db *db, sqlite3_stmt **st, const char *sql, char *err,
@@ -738,6 +724,43 @@ static int open_sql(struct ckpt_db *db, char *err, size_t errlen)
 	return 0;
 }
 
+static int setup_sql(struct ckpt_db *db, char *err, size_t errlen)
+{
+	return open_sql(db, err, errlen) || ckpt_schema_create(db->sql, db->path, &db->meta, err, errlen) ||
+	       prepare_all(db, err, errlen) ? -1 : 0;
+}
+
+/*
+ * Close the connection and fsync the file: the one fsync of the
+ * recording's database (see open_sql).  On the writer thread; -1 with
+ * db->terr set.
+ */
+static int close_sql(struct ckpt_db *db)
+{
+	int rc, fd;
+
+	finalize_all(&db->st);
+	rc = sqlite3_close(db->sql);
+	if (rc != SQLITE_OK) {
+		/* Statements are finalised; a busy handle would be our bug. */
+		ckpt_errf(db->terr, sizeof(db->terr), "%s: closing: %s", db->path, sqlite3_errstr(rc));
+		return -1;
+	}
+	db->sql = NULL;
+	if (atomic_load(&db->failed))
+		return 0;
+	fd = open(db->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0) {
+		ckpt_errf(db->terr, sizeof(db->terr), "%s: %s: %s", db->path,
+			  fd < 0 ? "open for fsync" : "fsync", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int init_sync(struct ckpt_db *db, char *err, size_t errlen)
 {
 	pthread_condattr_t ca;
@@ -758,6 +781,54 @@ static int init_sync(struct ckpt_db *db, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The writer thread.  It creates the schema first, so that the recorder's
+ * start does not wait for it (about 1.5 ms, 4% of recording a 40 ms
+ * guest); what is queued meanwhile waits.  At the end it closes the
+ * connection and makes the file durable, so that the recorder's finish
+ * overlaps that with its own teardown.
+ */
+static void *writer_main(void *arg)
+{
+	struct ckpt_db *db = arg;
+	struct ckpt_batch *b;
+	char err[CKPT_ERR_MAX];
+
+	if (setup_sql(db, err, sizeof(err))) {
+		lock(db);
+		set_failed(db, err);
+		unlock(db);
+		/* Ours, and without a schema: leave nothing a reader could take. */
+		finalize_all(&db->st);
+		if (db->sql)
+			sqlite3_close(db->sql);
+		db->sql = NULL;
+		unlink_claimed(db->path);
+	}
+	while ((b = take_batch(db))) {
+		/* After a failure, batches are only dropped, never written. */
+		int r = atomic_load(&db->failed) ? 1 : write_batch(db, b);
+
+		lock(db);
+		if (r < 0)
+			set_failed(db, db->terr);
+		else if (r == 0)
+			add_stats(&db->stats, &db->pend);
+		db->committed = b->ticket;
+		if (b->ckpt)
+			db->inflight--;
+		signal_cond(db, &db->done);
+		unlock(db);
+		batch_free(b);
+	}
+	if (db->sql && close_sql(db)) {
+		lock(db);
+		set_failed(db, db->terr);
+		unlock(db);
+	}
+	return NULL;
 }
 
 static int start_thread(struct ckpt_db *db, char *err, size_t errlen)
@@ -832,22 +903,13 @@ struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_m
 	if (claim_file(path, force, err, errlen))
 		goto fail;
 	claimed = true;
-	if (open_sql(db, err, errlen) || ckpt_schema_create(db->sql, path, meta, err, errlen) ||
-	    prepare_all(db, err, errlen) || start_thread(db, err, errlen))
+	/* The schema is created on the writer thread (see writer_main). */
+	if (start_thread(db, err, errlen))
 		goto fail;
 	return db;
 fail:
-	finalize_all(&db->st);
-	if (db->sql)
-		sqlite3_close(db->sql);
-	if (claimed) {
-		/* Ours, and incomplete: leave nothing a reader could take. */
-		char journal[4096];
-
-		unlink(path);
-		snprintf(journal, sizeof(journal), "%s-journal", path);
-		unlink(journal);
-	}
+	if (claimed)
+		unlink_claimed(path);
 	pthread_cond_destroy(&db->done);
 	pthread_cond_destroy(&db->work);
 	pthread_mutex_destroy(&db->lock);
@@ -1111,43 +1173,37 @@ void ckpt_db_stats(struct ckpt_db *db, struct ckpt_db_stats *st)
 	unlock(db);
 }
 
-int ckpt_db_finish(struct ckpt_db *db, char *err, size_t errlen)
+void ckpt_db_finish_begin(struct ckpt_db *db)
 {
-	int e, rc, ret;
+	if (!db || !db->writer)
+		return;
+	lock(db);
+	db->stop = true;
+	signal_cond(db, &db->work);
+	unlock(db);
+}
 
+int ckpt_db_finish_stats(struct ckpt_db *db, struct ckpt_db_stats *st, char *err, size_t errlen)
+{
+	int e, ret;
+
+	if (st)
+		memset(st, 0, sizeof(*st));
 	if (!db)
 		return 0;
 	if (!db->writer) {
 		ckpt_db_close(db);
 		return 0;
 	}
-	lock(db);
-	db->stop = true;
-	signal_cond(db, &db->work);
-	unlock(db);
+	ckpt_db_finish_begin(db);
 	e = pthread_join(db->thread, NULL);
 	if (e) {
 		/* The thread may still use the handle: leak it rather than crash. */
 		ckpt_errf(err, errlen, "%s: pthread_join of the writer: %s", db->path, strerror(e));
 		return -1;
 	}
-	finalize_all(&db->st);
-	rc = sqlite3_close(db->sql);
-	if (rc != SQLITE_OK && !atomic_load(&db->failed)) {
-		snprintf(db->err, sizeof(db->err), "%s: closing: %s", db->path, sqlite3_errstr(rc));
-		atomic_store(&db->failed, true);
-	}
-	if (!atomic_load(&db->failed)) {
-		/* The one fsync of the recording's database (see open_sql). */
-		int fd = open(db->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) < 0) {
-			snprintf(db->err, sizeof(db->err), "%s: %s: %s", db->path, fd < 0 ? "open for fsync" : "fsync",
-				 strerror(errno));
-			atomic_store(&db->failed, true);
-		}
-		if (fd >= 0)
-			close(fd);
-	}
+	if (st)
+		*st = db->stats;
 	ret = atomic_load(&db->failed) ? -1 : 0;
 	if (ret)
 		ckpt_errf(err, errlen, "%s", db->err);
@@ -1156,4 +1212,9 @@ int ckpt_db_finish(struct ckpt_db *db, char *err, size_t errlen)
 	pthread_mutex_destroy(&db->lock);
 	db_free(db);
 	return ret;
+}
+
+int ckpt_db_finish(struct ckpt_db *db, char *err, size_t errlen)
+{
+	return ckpt_db_finish_stats(db, NULL, err, errlen);
 }

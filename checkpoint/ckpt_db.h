@@ -102,8 +102,12 @@ struct ckpt_db;
 
 /*
  * Create `path` (O_EXCL semantics: fails if it exists unless force, which
- * deletes it first), create the schema, write meta, start the writer
- * thread.  NULL on error.
+ * deletes it first) and start the writer thread, which creates the schema
+ * and writes meta before anything queued.  NULL on error (the file exists,
+ * cannot be created, out of memory); a failure of the schema itself is a
+ * background failure (ckpt_db_failed(), ckpt_db_finish()), and the thread
+ * then removes the file it claimed.  Until the schema is committed, a
+ * reader finds the file empty.
  */
 struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_meta *meta,
 			       char *err, size_t errlen);
@@ -127,10 +131,19 @@ int ckpt_db_put_meta(struct ckpt_db *db, const char *key, const char *value);
 /* Block until everything queued so far is committed. */
 int ckpt_db_sync(struct ckpt_db *db);
 /*
- * Drain, commit, stop the thread and close.  Returns 0, or -1 if anything
- * failed since creation (the first failure's message).  db is freed.
+ * Drain, commit, stop the thread, close and fsync the file.  Returns 0, or
+ * -1 if anything failed since creation (the first failure's message).  db
+ * is freed.  ckpt_db_finish_stats() also gives the final statistics.
  */
 int ckpt_db_finish(struct ckpt_db *db, char *err, size_t errlen);
+struct ckpt_db_stats;
+int ckpt_db_finish_stats(struct ckpt_db *db, struct ckpt_db_stats *st, char *err, size_t errlen);
+/*
+ * Let the thread drain, commit, close and fsync on its own while the caller
+ * does other work; nothing may be put after it.  ckpt_db_finish() then
+ * waits for it.
+ */
+void ckpt_db_finish_begin(struct ckpt_db *db);
 /* The first background failure, or NULL.  Non-blocking. */
 const char *ckpt_db_failed(struct ckpt_db *db);
 

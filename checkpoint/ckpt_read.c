@@ -142,6 +142,11 @@ struct ckpt_db *ckpt_db_open(const char *path, char *err, size_t errlen)
 		ckpt_errf(err, errlen, "%s: not a checkpoint database (not a regular file)", path);
 		return NULL;
 	}
+	if (sb.st_size == 0) {
+		/* The recorder claims the file, then its thread writes the schema. */
+		ckpt_errf(err, errlen, "%s: empty: the recorder stopped before it wrote the schema", path);
+		return NULL;
+	}
 	db = calloc(1, sizeof(*db));
 	if (!db || !(db->path = strdup(path))) {
 		free(db);

@@ -118,23 +118,28 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "detvm record: %s\n", err);
 		return 2;
 	}
-	enum progress_kind progress = progress_detect(why, sizeof(why));
-	if (progress == PROGRESS_NONE)
-		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
-			"delivered only at synchronous exits\n", why);
-
-	o.vm.progress = progress;
+	/* Which progress counter: measured while the VM is being created. */
+	struct progress_probe probe;
+	progress_probe_start(&probe);
+	o.vm.progress = PROGRESS_NONE;
 
 	int in_fd;
 	FILE *serial;
-	if (open_serial(&o, &in_fd, &serial))
+	if (open_serial(&o, &in_fd, &serial)) {
+		progress_probe_wait(&probe, why, sizeof(why));
 		return 2;
+	}
 	install_stop_signals();
 	nd_live_init(&live, in_fd, &vm_stop_requested);
-	recorder_init(&rec, &live, progress, digest_interval);
+	recorder_init(&rec, &live, digest_interval);
 
 	static struct vm vm;
-	if (vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err))) {
+	int vrc = vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err));
+	enum progress_kind progress = progress_probe_wait(&probe, why, sizeof(why));
+	if (!vrc && progress == PROGRESS_NONE)
+		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
+			"delivered only at synchronous exits\n", why);
+	if (vrc || vm_set_progress(&vm, progress, err, sizeof(err))) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		vm_destroy(&vm);
 		return 2;
@@ -212,9 +217,9 @@ int cmd_record(int argc, char **argv)
 		ckpt_db_put_meta(db, "end_events", v);
 		snprintf(v, sizeof(v), "%d", rc == 0);
 		ckpt_db_put_meta(db, "trace_complete", v);
-		ckpt_db_sync(db);
-		ckpt_db_stats(db, &cst);
-		dbrc = ckpt_db_finish(db, dberr, sizeof(dberr));
+		/* The database commits, closes and fsyncs on its thread while
+		 * the VM is torn down here. */
+		ckpt_db_finish_begin(db);
 	}
 	if (!o.quiet) {
 		print_summary(stderr, &vm);
@@ -222,6 +227,11 @@ int cmd_record(int argc, char **argv)
 			" frames, %" PRIu64 " bytes (%.2f bytes/exit), progress counter %s\n",
 			out_path, st.events, rec.landmarks, st.frames, st.file_bytes,
 			vm.stats.exits ? (double)st.file_bytes / (double)vm.stats.exits : 0.0, progress_name(progress));
+	}
+	vm_destroy(&vm);
+	if (db)
+		dbrc = ckpt_db_finish_stats(db, &cst, dberr, sizeof(dberr));
+	if (!o.quiet) {
 		if (db)
 			fprintf(stderr, "detvm: %" PRIu64 " checkpoints (pause mean %.2f ms, max %.2f ms), %" PRIu64
 				" distinct pages stored (%" PRIu64 " bytes compressed) of %" PRIu64 " captured\n",
@@ -237,7 +247,6 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "detvm record: %s\n", err);
 		status = 2;
 	}
-	vm_destroy(&vm);
 	if (serial != stdout)
 		fclose(serial);
 	if (in_fd > STDIN_FILENO)

@@ -389,15 +389,13 @@ void recorder_on_frame(void *ctx, const struct trace_frame_info *fi)
 		ckpt_db_put_frame(r->db, fi); /* a failure is sticky: reported at finish */
 }
 
-void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind progress,
-		   uint64_t digest_interval)
+void recorder_init(struct recorder *r, struct nd_live *live, uint64_t digest_interval)
 {
 	memset(r, 0, sizeof(*r));
 	r->nd.ops = &record_ops;
 	r->nd.backend = r;
 	r->nd.boot_epoch_ns = live->nd.boot_epoch_ns;
 	r->live = live;
-	r->progress = progress;
 	r->digest_interval = digest_interval;
 	const char *p = getenv("DETVM_PERTURB_US");
 	r->perturb_us = p ? (uint32_t)strtoul(p, NULL, 10) : 0;
@@ -423,7 +421,7 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 	};
 	/* Without an exact progress counter an asynchronous delivery could not
 	 * be replayed at the same instruction: wait for a synchronous exit. */
-	vm->defer_async = r->progress == PROGRESS_NONE;
+	vm->defer_async = vm->progress_kind == PROGRESS_NONE;
 }
 
 struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
@@ -483,7 +481,7 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 	if (uname(&u) == 0)
 		snprintf(host, sizeof(host), "%s %s %s", u.sysname, u.release, u.machine);
 	rc |= trace_header_add_str(h, TRACE_TAG_HOST, host);
-	rc |= trace_header_add_str(h, TRACE_TAG_PROGRESS_COUNTER, progress_name(r->progress));
+	rc |= trace_header_add_str(h, TRACE_TAG_PROGRESS_COUNTER, progress_name(vm->progress_kind));
 	/* The digest whose cost follows the memory in use, not RAM's size
 	 * (vmm/mem_digest.h); recorder_attach() makes the VM compute it. */
 	rc |= trace_header_add_str(h, TRACE_TAG_MEM_DIGEST, TRACE_MEM_DIGEST_SPARSE);

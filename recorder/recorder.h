@@ -44,7 +44,6 @@ struct recorder {
 	struct nd_live *live;     /* where the values come from */
 	struct trace_writer *w;
 	struct vm *vm;
-	enum progress_kind progress;
 	uint64_t digest_interval;
 	uint64_t next_digest;
 	uint64_t last_flush_ns;
@@ -69,8 +68,8 @@ struct recorder {
 	uint64_t serial_exit;
 };
 
-void recorder_init(struct recorder *r, struct nd_live *live, enum progress_kind progress,
-		   uint64_t digest_interval);
+/* The progress counter recorded is the VM's (vm_set_progress()). */
+void recorder_init(struct recorder *r, struct nd_live *live, uint64_t digest_interval);
 /* Hook into the VM and start writing to w. */
 void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w);
 

@@ -4,6 +4,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -190,4 +191,33 @@ out:
 	kvm_close(&k);
 	munmap(mem, CAL_MEM);
 	return result;
+}
+
+static void *probe_main(void *arg)
+{
+	struct progress_probe *p = arg;
+	p->kind = progress_detect(p->why, sizeof(p->why));
+	return NULL;
+}
+
+void progress_probe_start(struct progress_probe *p)
+{
+	sigset_t all, old;
+
+	memset(p, 0, sizeof(*p));
+	/* The stop signals and the vCPU kick are for the caller's thread. */
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_SETMASK, &all, &old))
+		return;
+	p->started = pthread_create(&p->thread, NULL, probe_main, p) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+enum progress_kind progress_probe_wait(struct progress_probe *p, char *why, size_t whylen)
+{
+	if (!p->started || pthread_join(p->thread, NULL))
+		p->kind = progress_detect(p->why, sizeof(p->why));
+	p->started = false;
+	snprintf(why, whylen, "%s", p->why);
+	return p->kind;
 }

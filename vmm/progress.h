@@ -30,12 +30,30 @@
 #ifndef DETVM_PROGRESS_H
 #define DETVM_PROGRESS_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum progress_kind { PROGRESS_NONE, PROGRESS_INSN_EMULATION, PROGRESS_PMU_BRANCHES };
 
 enum progress_kind progress_detect(char *why, unsigned long whylen);
+
+/*
+ * progress_detect() on a thread of its own.  Its scratch VM takes about
+ * 2 ms to create, run and tear down, which the recorder overlaps with
+ * creating its own VM rather than adding it to every recording.  The
+ * thread takes no signals.  If it cannot be started, progress_probe_wait()
+ * detects on the calling thread instead.
+ */
+struct progress_probe {
+	pthread_t thread;
+	bool started;
+	enum progress_kind kind;
+	char why[200];
+};
+void progress_probe_start(struct progress_probe *p);
+enum progress_kind progress_probe_wait(struct progress_probe *p, char *why, size_t whylen);
 /* The trace header's names (trace-format/SPEC.md, PROGRESS_COUNTER). */
 const char *progress_name(enum progress_kind k);
 /* 0, or -1 for an unknown name. */

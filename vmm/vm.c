@@ -276,12 +276,23 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	    kvm_setup_msr_filter(&vm->kvm, err, errlen) ||
 	    kvm_set_boot_state(&vm->kvm, &vm->boot, err, errlen))
 		return -1;
-	if (cfg->progress == PROGRESS_PMU_BRANCHES) {
+	return vm_set_progress(vm, cfg->progress, err, errlen);
+}
+
+int vm_set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen)
+{
+	char e2[400];
+
+	if (vm->progress_kind == PROGRESS_PMU_BRANCHES && vm->progress_fd >= 0)
+		close(vm->progress_fd);
+	vm->progress_fd = -1;
+	vm->progress_kind = PROGRESS_NONE;
+	if (kind == PROGRESS_PMU_BRANCHES) {
 		vm->progress_fd = progress_pmu_open(e2, sizeof(e2));
 		if (vm->progress_fd < 0)
 			return fail(err, errlen, "the PMU progress counter: %s", e2);
-		vm->progress_kind = PROGRESS_PMU_BRANCHES;
 	}
+	vm->progress_kind = kind;
 	return 0;
 }
 

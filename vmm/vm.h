@@ -177,6 +177,13 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 
 /* The progress counter (insn_emulation or the PMU's, + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
+/*
+ * Use `kind` as the progress counter (vm_create() does this with
+ * vm_config.progress): the recorder sets it once progress_detect() has
+ * finished on its thread.  PROGRESS_PMU_BRANCHES opens the counter for the
+ * calling thread.  0, or -1 with a message (the VM then has none).
+ */
+int vm_set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen);
 
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);

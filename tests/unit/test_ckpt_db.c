@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -599,6 +600,12 @@ static void test_open_errors(void **state)
 	expect_open_error(p, "No such file");
 	expect_open_error(dir, "not a regular file");
 
+	tpath(p, sizeof(p), "empty.db");
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+	expect_open_error(p, "empty: the recorder stopped before");
+
 	tpath(p, sizeof(p), "text.db");
 	f = fopen(p, "w");
 	assert_non_null(f);
@@ -1041,6 +1048,60 @@ static void test_latency(void **state)
 	finish(db);
 }
 
+/* ---- the schema is made on the writer thread; finish can overlap ---- */
+
+static void test_background_setup(void **state)
+{
+	struct ckpt_db_stats st;
+	struct ckpt_db *db;
+	struct rlimit old, none;
+	char p[128], err[512];
+
+	(void)state;
+	/* finish_begin, then finish_stats: everything put is committed and
+	 * counted, and the file is complete. */
+	db = create("begin.db", p, sizeof(p));
+	assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, (struct pg[]){ { 3, 1 }, { 4, 2 } }, 2,
+							    NULL, 0)), 0);
+	assert_int_equal(ckpt_db_put_meta(db, "end_exits", "9"), 0);
+	ckpt_db_finish_begin(db);
+	ckpt_db_finish_begin(db); /* idempotent */
+	if (ckpt_db_finish_stats(db, &st, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(st.checkpoints, 1);
+	assert_int_equal(st.pages_in, 2);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 1);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM meta WHERE key = 'end_exits' AND value = '9'"), 1);
+
+	/* The schema cannot be written (no file may grow): creating succeeds,
+	 * the failure is the thread's, reported by finish with the file's
+	 * name, and the file it claimed is removed. */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	none = old;
+	none.rlim_cur = 0;
+	signal(SIGXFSZ, SIG_IGN);
+	tpath(p, sizeof(p), "noschema.db");
+	{
+		struct ckpt_meta m = test_meta();
+
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
+		db = ckpt_db_create(p, false, &m, err, sizeof(err));
+		if (db)
+			assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, NULL, 0, NULL, 0)), 0);
+		int rc = db ? ckpt_db_finish_stats(db, &st, err, sizeof(err)) : 0;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+		signal(SIGXFSZ, SIG_DFL);
+		if (!db)
+			fail_msg("create failed where the thread should: %s", err);
+		assert_int_equal(rc, -1);
+	}
+	if (!strstr(err, p))
+		fail_msg("error \"%s\" does not name %s", err, p);
+	assert_int_equal(st.checkpoints, 0);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1054,6 +1115,7 @@ int main(void)
 		cmocka_unit_test(test_sticky),
 		cmocka_unit_test(test_index_timer),
 		cmocka_unit_test(test_latency),
+		cmocka_unit_test(test_background_setup),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -81,6 +82,28 @@ static void test_detect(void **st)
 	printf("progress_detect: %s (%s)\n", progress_name(k), why);
 }
 
+/* The probe thread gives what detection on the caller's thread gives, with
+ * the caller's signal mask untouched and the thread taking none. */
+static void test_probe(void **st)
+{
+	(void)st;
+	char why[400], why2[400];
+	struct progress_probe p;
+	sigset_t before, after;
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		skip();
+	enum progress_kind k = progress_detect(why, sizeof(why));
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
+	progress_probe_start(&p);
+	assert_true(p.started);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+	assert_int_equal(sigismember(&before, SIGINT), sigismember(&after, SIGINT));
+	assert_int_equal(sigismember(&before, SIGUSR1), sigismember(&after, SIGUSR1));
+	assert_int_equal(progress_probe_wait(&p, why2, sizeof(why2)), k);
+	assert_string_equal(why2, why);
+	assert_false(p.started);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -88,6 +111,7 @@ int main(void)
 		cmocka_unit_test(test_pmu_event),
 		cmocka_unit_test(test_pmu_open),
 		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_probe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
