@@ -5,7 +5,7 @@
 CC      ?= gcc
 BUILD   := build
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
-LDLIBS  := -lzstd -lxxhash -lsqlite3 -lnettle -lpthread
+LDLIBS  := -lzstd -lxxhash -lsqlite3 -lnettle -lpthread -lm
 
 LIB_SRCS  := $(sort $(wildcard vmm/*.c vmm/devices/*.c trace-format/*.c \
                 recorder/*.c replayer/*.c inspector/*.c checkpoint/*.c))

@@ -19,7 +19,9 @@
  * that suddenly runs faster, can carry it past the target: that is an
  * overshoot, not a divergence, and the caller recovers by rewinding (see
  * replay_session_run) and approaching this landmark again with more care:
- *   LANDMARK_FAST     aim at the learned speed, step the last <= 64
+ *   LANDMARK_FAST     aim at the learned speed, then, within 256
+ *                     instructions, with a learned model of short rounds
+ *                     that leaves a learned margin; step the rest
  *   LANDMARK_CAREFUL  aim at half the remaining time at the fastest speed
  *                     ever measured here (400 ns an instruction), step the
  *                     last <= 1000 (a timer would have to fire milliseconds
@@ -44,10 +46,25 @@ enum landmark_result {
 	LANDMARK_ERROR = -2,     /* a host call failed, or a stop was requested (message in err) */
 };
 
+/* Short rounds: how many recent prediction errors the margin looks at. */
+#define LANDMARK_RESID_N 64
+
 /* What the approach learns and counts; zero it once per replay. */
 struct landmark_ctl {
 	uint64_t ps_per_insn;    /* fastest guest speed measured, picoseconds an instruction; 0: none yet */
 	uint64_t learned;        /* rounds it was learned from */
+	/*
+	 * Short rounds (landmark.c, short_round_ns): instructions run as a
+	 * straight line in the armed time, ran = a + b * ns, fitted by least
+	 * squares with weights that decay by round; and how far recent rounds
+	 * ran beyond what the fit predicted, for the safety margin.
+	 */
+	double sw, sx, sy, sxx, sxy;
+	uint64_t fitted;                     /* rounds in the fit */
+	int32_t resid[LANDMARK_RESID_N];     /* ran - predicted, recent short rounds */
+	unsigned nresid, iresid;
+	uint64_t margin_extra;               /* added after each overshoot of a short round */
+	unsigned slow_rounds;                /* slowed-down rounds in a row, kept out of the fit */
 	uint64_t reached;        /* landmarks reached */
 	uint64_t runs;           /* free-running rounds (each ended by the host timer) */
 	uint64_t steps;          /* single steps */

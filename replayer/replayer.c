@@ -289,16 +289,46 @@ static int hook_exit_and_digest(void *ctx, struct vm *vm, const struct vm_exit *
 	return 0;
 }
 
+static bool listed(const uint64_t *list, int n, uint64_t exit)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == exit)
+			return true;
+	return false;
+}
+
 enum landmark_care replayer_care(const struct replayer *rp, uint64_t exit)
 {
-	if (exit > rp->careful_through)
-		return LANDMARK_FAST;
-	if (rp->nstep > REPLAY_STEP_MAX)
+	return replay_care_of(&rp->care, exit);
+}
+
+enum landmark_care replay_care_of(const struct replay_care *c, uint64_t exit)
+{
+	if (exit <= c->step_through || listed(c->step, c->nstep, exit))
 		return LANDMARK_STEP;
-	for (int i = 0; i < rp->nstep; i++)
-		if (rp->step_exits[i] == exit)
-			return LANDMARK_STEP;
-	return LANDMARK_CAREFUL;
+	if (exit <= c->careful_through || listed(c->careful, c->ncareful, exit))
+		return LANDMARK_CAREFUL;
+	return LANDMARK_FAST;
+}
+
+void replay_care_more(struct replay_care *c, uint64_t exit)
+{
+	switch (replay_care_of(c, exit)) {
+	case LANDMARK_FAST:
+		if (c->ncareful < REPLAY_CARE_MAX)
+			c->careful[c->ncareful++] = exit;
+		else if (exit > c->careful_through)
+			c->careful_through = exit;
+		break;
+	case LANDMARK_CAREFUL:
+		if (c->nstep < REPLAY_CARE_MAX)
+			c->step[c->nstep++] = exit;
+		else if (exit > c->step_through)
+			c->step_through = exit;
+		break;
+	case LANDMARK_STEP:
+		break; /* stepping cannot overshoot */
+	}
 }
 
 void replayer_init(struct replayer *rp, struct trace_reader *r, uint64_t boot_epoch_ns)

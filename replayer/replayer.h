@@ -21,7 +21,15 @@
 #include "trace-format/trace.h"
 #include "vmm/vm.h"
 
-#define REPLAY_STEP_MAX 16
+#define REPLAY_CARE_MAX 32
+
+/* Forced exits that overshot before, by the care they now take; a list that
+ * is full gives that care to every forced exit up to its `_through`. */
+struct replay_care {
+	uint64_t careful[REPLAY_CARE_MAX], step[REPLAY_CARE_MAX];
+	int ncareful, nstep;
+	uint64_t careful_through, step_through;
+};
 
 struct replayer {
 	struct nd nd;
@@ -37,16 +45,23 @@ struct replayer {
 	bool ended;              /* END consumed and checked */
 	bool end_ok;
 	struct trace_event end;  /* the END event */
-	/* Reaching forced exits: what was learned, and after a rewind
-	 * (replay_session_run) the care taken up to exit care_through. */
+	/* Reaching forced exits: what was learned, and after rewinds
+	 * (replay_session_run) which forced exits take more care. */
 	struct landmark_ctl lm;
-	uint64_t careful_through;            /* CAREFUL for forced exits <= this */
-	uint64_t step_exits[REPLAY_STEP_MAX]; /* STEP for these forced exits */
-	int nstep;                            /* > REPLAY_STEP_MAX: STEP for all <= careful_through */
+	struct replay_care care;
 };
 
-/* How much care to reach the forced exit that will be exit `exit`. */
+/* How much care to reach the forced exit that will be exit `exit`:
+ * LANDMARK_FAST unless replayer_more_care() was called for it. */
 enum landmark_care replayer_care(const struct replayer *rp, uint64_t exit);
+enum landmark_care replay_care_of(const struct replay_care *c, uint64_t exit);
+/*
+ * The forced exit that will be exit `exit` overshot: approach it with the
+ * next level of care from now on (FAST -> CAREFUL -> STEP).  Every other
+ * forced exit keeps its level: overshoots are rare, and one replayed
+ * CAREFUL costs up to 1000 single steps.
+ */
+void replay_care_more(struct replay_care *c, uint64_t exit);
 
 void replayer_init(struct replayer *rp, struct trace_reader *r, uint64_t boot_epoch_ns);
 void replayer_attach(struct replayer *rp, struct vm *vm);

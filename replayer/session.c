@@ -280,17 +280,10 @@ int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err
 			saved.digests = s->rp.digests_checked;
 			resync_at = at;
 		}
-		/* Care for every forced exit up to this one: CAREFUL, or STEP
-		 * for this one if CAREFUL was not enough here. */
-		uint64_t careful_through = s->rp.careful_through > at + 1 ? s->rp.careful_through : at + 1;
-		uint64_t step_exits[REPLAY_STEP_MAX];
-		int nstep = s->rp.nstep;
-		memcpy(step_exits, s->rp.step_exits, sizeof(step_exits));
-		if (replayer_care(&s->rp, at + 1) == LANDMARK_CAREFUL) {
-			if (nstep < REPLAY_STEP_MAX)
-				step_exits[nstep] = at + 1;
-			nstep++;
-		}
+		/* More care for this forced exit (only): CAREFUL, or STEP if
+		 * CAREFUL was not enough here. */
+		struct replay_care care = s->rp.care;
+		replay_care_more(&care, at + 1);
 		struct landmark_ctl lm = s->rp.lm;
 		char why[512];
 		snprintf(why, sizeof(why), "%s", s->vm.detail);
@@ -304,9 +297,7 @@ int replay_session_run(struct replay_session *s, bool use_checkpoints, char *err
 		}
 		s->rewinds++;
 		s->rp.lm = lm;
-		s->rp.careful_through = careful_through;
-		memcpy(s->rp.step_exits, step_exits, sizeof(step_exits));
-		s->rp.nstep = nstep;
+		s->rp.care = care;
 		s->vm.serial_mute_through = resync_at;
 		if (s->vm.stats.exits == resync_at) {
 			/* The checkpoint is at the very exit: nothing to replay. */
