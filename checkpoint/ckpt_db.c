@@ -881,12 +881,9 @@ struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_m
 		ckpt_errf(err, errlen, "ckpt_db_create: %s is NULL", path ? "meta" : "path");
 		return NULL;
 	}
-	db = calloc(1, sizeof(*db));
-	if (!db || !(db->path = strdup(path))) {
-		free(db);
-		ckpt_errf(err, errlen, "%s: out of memory", path);
+	db = ckpt_db_alloc(path, err, errlen);
+	if (!db)
 		return NULL;
-	}
 	db->writer = true;
 	db->meta = *meta;
 	if (init_sync(db, err, errlen)) {

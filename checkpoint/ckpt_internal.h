@@ -168,6 +168,9 @@ struct ckpt_db {
 	char terr[CKPT_ERR_MAX];	/* its failure, copied to err */
 };
 
+/* A zeroed handle that owns a copy of path; NULL (message in err) if out of memory. */
+struct ckpt_db *ckpt_db_alloc(const char *path, char *err, size_t errlen);
+
 /* ---- schema (ckpt_schema.c) ---- */
 
 /* Create every table, index and view and write meta, in one transaction. */

@@ -128,6 +128,18 @@ static int open_checked(struct ckpt_db *db, char *err, size_t errlen)
 	return ckpt_schema_check(db->sql, db->path, &db->meta, err, errlen);
 }
 
+struct ckpt_db *ckpt_db_alloc(const char *path, char *err, size_t errlen)
+{
+	struct ckpt_db *db = calloc(1, sizeof(*db));
+
+	if (!db || !(db->path = strdup(path))) {
+		free(db);
+		ckpt_errf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	return db;
+}
+
 struct ckpt_db *ckpt_db_open(const char *path, char *err, size_t errlen)
 {
 	struct ckpt_db *db;
@@ -147,12 +159,9 @@ struct ckpt_db *ckpt_db_open(const char *path, char *err, size_t errlen)
 		ckpt_errf(err, errlen, "%s: empty: the recorder stopped before it wrote the schema", path);
 		return NULL;
 	}
-	db = calloc(1, sizeof(*db));
-	if (!db || !(db->path = strdup(path))) {
-		free(db);
-		ckpt_errf(err, errlen, "%s: out of memory", path);
+	db = ckpt_db_alloc(path, err, errlen);
+	if (!db)
 		return NULL;
-	}
 	if (open_checked(db, err, errlen)) {
 		ckpt_db_close(db);
 		return NULL;

@@ -218,6 +218,15 @@ static uint64_t free_run_ns(const struct landmark_ctl *c, enum landmark_care car
 	return 0;
 }
 
+/* Count an overshoot; a FAST one widens the short rounds' margin. */
+static int overshot(struct landmark_ctl *c, enum landmark_care care)
+{
+	c->overshoots++;
+	if (care == LANDMARK_FAST)
+		c->margin_extra += MARGIN_PER_OVERSHOOT;
+	return LANDMARK_OVERSHOT;
+}
+
 /*
  * Fault injection for the tests (tests/e2e/t_overshoot.sh), so that the
  * rewinding is exercised on any host: with DETVM_TEST_OVERSHOOT=N in the
@@ -296,10 +305,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 				snprintf(err, errlen, "approaching the forced exit %" PRIu64 " ran %" PRIu64
 					 " instructions past it (progress %" PRIu64 ", target %" PRIu64 ")",
 					 vm->stats.exits + 1, cur - target, cur, target);
-				c->overshoots++;
-				if (care == LANDMARK_FAST)
-					c->margin_extra += MARGIN_PER_OVERSHOOT;
-				rc = LANDMARK_OVERSHOT;
+				rc = overshot(c, care);
 			} else {
 				snprintf(err, errlen, "divergence at exit %" PRIu64 ": single-stepping went past the "
 					 "recorded forced exit (progress %" PRIu64 ", expected %" PRIu64 ")",
@@ -345,21 +351,24 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			free_ran = true;
 			c->runs++;
 			uint64_t after;
-			if (!injected && vm_progress(vm, &after) == 0 && after >= cur)
-				learn_round(c, ns, after - cur, short_round);
-			if (vm_progress(vm, &after) == 0 && after > cur && after - cur >= LEARN_MIN_INSNS) {
-				/* Wall time includes entering and leaving the guest, so
-				 * this is a slow bound of the speed; the fastest such
-				 * bound seen is the one to aim with. */
-				uint64_t el = t1 - t0 > ROUND_OVERHEAD_NS ? t1 - t0 - ROUND_OVERHEAD_NS : 0;
-				uint64_t ps = el * 1000 / (after - cur);
-				if (ps < FLOOR_PS_PER_INSN)
-					ps = FLOOR_PS_PER_INSN;
-				if (!c->ps_per_insn || ps < c->ps_per_insn)
-					c->ps_per_insn = ps;
-				c->learned++;
-				if (!local_ps || ps < local_ps)
-					local_ps = ps;
+			if (vm_progress(vm, &after) == 0 && after >= cur) {
+				if (!injected)
+					learn_round(c, ns, after - cur, short_round);
+				if (after - cur >= LEARN_MIN_INSNS) {
+					/* Wall time includes entering and leaving the
+					 * guest, so this is a slow bound of the speed;
+					 * the fastest such bound seen is the one to aim
+					 * with. */
+					uint64_t el = t1 - t0 > ROUND_OVERHEAD_NS ? t1 - t0 - ROUND_OVERHEAD_NS : 0;
+					uint64_t ps = el * 1000 / (after - cur);
+					if (ps < FLOOR_PS_PER_INSN)
+						ps = FLOOR_PS_PER_INSN;
+					if (!c->ps_per_insn || ps < c->ps_per_insn)
+						c->ps_per_insn = ps;
+					c->learned++;
+					if (!local_ps || ps < local_ps)
+						local_ps = ps;
+				}
 			}
 		} else {
 			free_ran = false;
@@ -389,10 +398,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 				snprintf(err, errlen, "approaching the forced exit %" PRIu64 " ran %" PRIu64
 					 " instructions past it, into an exit (progress %" PRIu64 ", target %" PRIu64 ")",
 					 vm->stats.exits + 1, after - target, after, target);
-				c->overshoots++;
-				if (care == LANDMARK_FAST)
-					c->margin_extra += MARGIN_PER_OVERSHOOT;
-				rc = LANDMARK_OVERSHOT;
+				rc = overshot(c, care);
 				goto out;
 			}
 		}

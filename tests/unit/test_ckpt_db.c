@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/unit/test_files.h"
 #include <sqlite3.h>
 
 #include "checkpoint/ckpt_db.h"
@@ -33,32 +34,16 @@
 #define PAGE CKPT_PAGE_SIZE
 #define ABSENT (-1)	/* model: no such block in the overlay */
 
-static char dir[64];
-
-static void tpath(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", dir, name);
-}
-
-static int rm_cb(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/test_ckpt_db.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return test_dir_make("test_ckpt_db");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return test_dir_remove();
 }
 
 static uint64_t mix(uint64_t x)
@@ -598,7 +583,7 @@ static void test_open_errors(void **state)
 	(void)state;
 	tpath(p, sizeof(p), "missing.db");
 	expect_open_error(p, "No such file");
-	expect_open_error(dir, "not a regular file");
+	expect_open_error(test_dir, "not a regular file");
 
 	tpath(p, sizeof(p), "empty.db");
 	f = fopen(p, "w");

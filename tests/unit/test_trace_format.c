@@ -25,38 +25,22 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/unit/test_files.h"
 #include <xxhash.h>
 #include <zstd.h>
 
 #include "trace-format/trace_internal.h"
 
-static char dir[64];
-
-static void tpath(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", dir, name);
-}
-
-static int rm_cb(const char *p, const struct stat *st, int type,
-		 struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/test_trace.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return test_dir_make("test_trace");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return test_dir_remove();
 }
 
 /* ---- the event stream ---- */
@@ -383,31 +367,6 @@ static size_t index_frames(const char *path, struct fidx *fx, size_t max)
 	assert_int_equal(ret, 0);
 	trace_reader_close(r);
 	return n;
-}
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	uint8_t *b;
-	int fd = open(path, O_RDONLY);
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	b = malloc((size_t)st.st_size + 1);
-	assert_non_null(b);
-	assert_int_equal(read(fd, b, (size_t)st.st_size), st.st_size);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return b;
-}
-
-static void spew(const char *path, const void *b, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, b, len), (ssize_t)len);
-	close(fd);
 }
 
 /* verify() must fail with a message containing `want`. */
