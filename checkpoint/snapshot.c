@@ -301,9 +301,16 @@ int snapshot_restore(struct vm *vm, struct ckpt_db *db, const struct ckpt_info *
 		snprintf(err, errlen, "checkpoint %" PRId64 " (exit %" PRIu64 "): %s", ci->id, ci->exit, e2);
 		goto out;
 	}
-	if (vm_regs_hash(vm) != ci->regs_hash) {
+	struct kvm_regs regs;
+	uint64_t h;
+	if (vm_regs(vm, &regs, &h)) {
+		snprintf(err, errlen, "checkpoint %" PRId64 " (exit %" PRIu64 "): KVM_GET_REGS after restoring: %s",
+			 ci->id, ci->exit, strerror(errno));
+		goto out;
+	}
+	if (h != ci->regs_hash) {
 		snprintf(err, errlen, "checkpoint %" PRId64 " (exit %" PRIu64 "): restored registers hash to %016"
-			 PRIx64 ", the checkpoint says %016" PRIx64, ci->id, ci->exit, vm_regs_hash(vm), ci->regs_hash);
+			 PRIx64 ", the checkpoint says %016" PRIx64, ci->id, ci->exit, h, ci->regs_hash);
 		goto out;
 	}
 	vm->stats.exits = ci->exit;

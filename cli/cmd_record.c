@@ -113,37 +113,32 @@ int cmd_record(int argc, char **argv)
 	o.vm.disk_overlay = true;
 	o.vm.dirty_log = checkpoints;
 
-	char trace_path[4096], err[600], why[200];
+	char trace_path[4096], err[600];
 	if (recording_create(out_path, force, trace_path, sizeof(trace_path), err, sizeof(err))) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		return 2;
 	}
-	/* Which progress counter: measured while the VM is being created. */
-	struct progress_probe probe;
-	progress_probe_start(&probe);
-	o.vm.progress = PROGRESS_NONE;
+	/* Which progress counter: measured on the VM's own vCPU. */
+	o.vm.detect_progress = true;
 
 	int in_fd;
 	FILE *serial;
-	if (open_serial(&o, &in_fd, &serial)) {
-		progress_probe_wait(&probe, why, sizeof(why));
+	if (open_serial(&o, &in_fd, &serial))
 		return 2;
-	}
 	install_stop_signals();
 	nd_live_init(&live, in_fd, &vm_stop_requested);
 	recorder_init(&rec, &live, digest_interval);
 
 	static struct vm vm;
-	int vrc = vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err));
-	enum progress_kind progress = progress_probe_wait(&probe, why, sizeof(why));
-	if (!vrc && progress == PROGRESS_NONE)
-		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
-			"delivered only at synchronous exits\n", why);
-	if (vrc || vm_set_progress(&vm, progress, err, sizeof(err))) {
+	if (vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err))) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		vm_destroy(&vm);
 		return 2;
 	}
+	enum progress_kind progress = vm.progress_kind;
+	if (progress == PROGRESS_NONE)
+		fprintf(stderr, "detvm record: no exact progress counter on this host (%s): interrupts will be "
+			"delivered only at synchronous exits\n", vm.progress_why);
 	struct recorder_header_info info = {
 		.kernel_path = o.vm.kernel_path, .disk_path = o.vm.disk_path,
 		.serial_in = o.serial_in, .cmdline = o.vm.cmdline,

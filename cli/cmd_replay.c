@@ -123,14 +123,16 @@ int cmd_replay(int argc, char **argv)
 		} else {
 			uint64_t lo, hi;
 			struct kvm_regs regs;
-			if (vm_mem_hash(&sess.vm, &lo, &hi) || ioctl(sess.vm.kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0) {
+			uint64_t rh;
+			errno = 0;
+			if (vm_mem_hash(&sess.vm, &lo, &hi) || vm_regs(&sess.vm, &regs, &rh)) {
 				fprintf(stderr, "detvm replay: at exit %" PRIu64 ": cannot compute the digests: %s\n", to,
 					strerror(errno ? errno : ENOMEM));
 				replay_session_close(&sess);
 				return 2;
 			}
 			printf("exit %" PRIu64 ": rip %016llx registers %016" PRIx64 " memory %016" PRIx64 "%016" PRIx64 "\n",
-			       to, (unsigned long long)regs.rip, vm_regs_hash(&sess.vm), hi, lo);
+			       to, (unsigned long long)regs.rip, rh, hi, lo);
 			status = 0;
 		}
 		fprintf(stderr, "detvm replay: %" PRIu64 " exits (%" PRIu64 " replayed), %.3f s\n", sess.vm.stats.exits,

@@ -28,6 +28,16 @@ static void record_fail(struct recorder *r)
 		    r->vm ? r->vm->stats.exits : 0, trace_writer_error(r->w));
 }
 
+/* The vCPU could not be read: nothing true can be recorded from here on. */
+static void reg_fail(struct recorder *r, const char *what)
+{
+	if (r->failed)
+		return;
+	r->failed = true;
+	vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "reading %s at exit %" PRIu64 ": %s", what,
+		    r->vm->stats.exits, strerror(errno));
+}
+
 /* ---- the event index (checkpoints.db) ---- */
 
 static void index_flush(struct recorder *r)
@@ -126,12 +136,12 @@ static void emit_landmark(struct recorder *r)
 	uint64_t counter = 0;
 
 	r->landmark_pending = false;
-	vm_progress(r->vm, &counter);
-	memset(&regs, 0, sizeof(regs));
-	ioctl(r->vm->kvm.vcpu_fd, KVM_GET_REGS, &regs);
+	if (vm_progress(r->vm, &counter) || vm_regs(r->vm, &regs, &ev.landmark.regs_hash)) {
+		reg_fail(r, "the forced exit's progress counter or registers");
+		return;
+	}
 	ev.landmark.progress = counter;
 	ev.landmark.rip = regs.rip;
-	ev.landmark.regs_hash = vm_regs_hash(r->vm);
 	r->vm->stats.exits++;
 	r->vm->stats.by_kind[VMX_LANDMARK]++;
 	r->landmarks++;
@@ -246,7 +256,11 @@ static const struct nd_ops record_ops = {
 static void digest(struct recorder *r)
 {
 	struct trace_event ev = { .type = TRACE_EV_DIGEST };
-	ev.digest.regs_hash = vm_regs_hash(r->vm);
+	struct kvm_regs regs;
+	if (vm_regs(r->vm, &regs, &ev.digest.regs_hash)) {
+		reg_fail(r, "the registers for a digest");
+		return;
+	}
 	if (vm_mem_hash(r->vm, &ev.digest.mem_hash.lo, &ev.digest.mem_hash.hi)) {
 		vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "out of memory computing the memory digest at exit %" PRIu64,
 			    r->vm->stats.exits);
@@ -303,10 +317,14 @@ static void hook_async_done(void *ctx, struct vm *vm)
 
 /* ---- checkpoints ---- */
 
+/*
+ * There is no checkpoint at exit 0: the state there is the one vm_create
+ * builds from the header, so seeking never restores one (a fresh VM is
+ * that state), and taking it would only add a pause to every recording.
+ * The first checkpoint is therefore a full one, taken when one is due.
+ */
 static bool checkpoint_due(struct recorder *r, uint64_t now)
 {
-	if (!r->ckpt_first_done)
-		return true;
 	if (r->ckpt_exits && r->vm->stats.exits - r->last_ckpt_exit >= r->ckpt_exits)
 		return true;
 	if (!r->ckpt_ns || r->vm->stats.exits == r->last_ckpt_exit)
@@ -340,9 +358,16 @@ static void hook_before_run(void *ctx, struct vm *vm)
 	trace_writer_stats(r->w, &st);
 	c->exit = vm->stats.exits;
 	c->event = st.events;
-	vm_progress(vm, &c->progress);
+	struct kvm_regs regs;
+	/* Without a progress counter (no forced exits to count to) it may
+	 * not be readable: progress stays 0. */
+	bool no_progress = vm_progress(vm, &c->progress) != 0;
+	if ((no_progress && vm->progress_kind != PROGRESS_NONE) || vm_regs(vm, &regs, &c->regs_hash)) {
+		ckpt_capture_free(c);
+		reg_fail(r, "the progress counter or the registers for a checkpoint");
+		return;
+	}
 	c->guest_ns = r->last_clock;
-	c->regs_hash = vm_regs_hash(vm);
 	uint64_t t1 = nd_host_mono_ns();
 	c->host_ns = t0 - r->start_ns;
 	c->pause_ns = t1 - t0;
@@ -521,7 +546,13 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	struct trace_event ev = { .type = TRACE_EV_END };
 	ev.end.reason = end_reason(r->vm);
 	ev.end.status = (uint64_t)vm_exit_status(r->vm);
-	ev.end.regs_hash = vm_regs_hash(r->vm);
+	struct kvm_regs regs;
+	if (vm_regs(r->vm, &regs, &ev.end.regs_hash)) {
+		/* As below: the trace ends without END. */
+		snprintf(err, errlen, "reading the registers for the final digest: %s: the trace ends without END",
+			 strerror(errno));
+		return -1;
+	}
 	if (vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi)) {
 		/* The trace keeps everything up to here; only END is missing,
 		 * as if the recorder had been killed. */

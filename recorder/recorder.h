@@ -29,10 +29,19 @@
 /*
  * Checkpoints: one whenever replaying from the previous one would take
  * longer than RECORD_CKPT_NS, estimated as the guest's running (not idle)
- * host time plus RECORD_LANDMARK_REPLAY_NS per forced exit (reaching one at
- * replay costs ~10-13 ms here: bench spin/memloop), or after
+ * host time plus RECORD_LANDMARK_REPLAY_NS per forced exit, or after
  * RECORD_CKPT_EXITS exits (~8-10 us each at replay).  So that seeking to any
  * exit restores a checkpoint and replays at most ~0.25-0.5 s.
+ *
+ * Reaching a forced exit at replay costs only 0.2-0.4 ms more than running
+ * to it (bench spin and memloop), but about one in 500 overshoots (0-1
+ * per memloop replay), and an overshoot rewinds to the last checkpoint and
+ * replays from there (replayer/session.c).  Counting each forced exit as
+ * 12 ms keeps checkpoints dense where forced exits are: on memloop, 17
+ * checkpoints instead of 3, which costs its recording about 3 ms (1%) and
+ * saves its replays about 60 ms per overshoot (measured, 8 replays each:
+ * at 1 ms a forced exit, 512-517 ms without an overshoot and 605-629 ms
+ * with one; at 12 ms, 468-532 ms and 548 ms).
  */
 #define RECORD_CKPT_NS          250000000ULL
 #define RECORD_CKPT_EXITS       25000ULL
@@ -68,7 +77,7 @@ struct recorder {
 	uint64_t serial_exit;
 };
 
-/* The progress counter recorded is the VM's (vm_set_progress()). */
+/* The progress counter recorded is the VM's (vm_config.detect_progress). */
 void recorder_init(struct recorder *r, struct nd_live *live, uint64_t digest_interval);
 /* Hook into the VM and start writing to w. */
 void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w);

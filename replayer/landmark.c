@@ -82,9 +82,10 @@ static int set_debug(struct vm *vm, uint32_t control, uint64_t bp_rip)
 static int regs_match(struct vm *vm, uint64_t rip, uint64_t regs_hash)
 {
 	struct kvm_regs regs;
-	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
+	uint64_t h;
+	if (vm_regs(vm, &regs, &h))
 		return -1;
-	return regs.rip == rip && vm_regs_hash(vm) == regs_hash;
+	return regs.rip == rip && h == regs_hash;
 }
 
 static bool next_is_iretq(struct vm *vm)
@@ -409,7 +410,8 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		goto out;
 	}
 	struct kvm_regs regs;
-	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0) {
+	uint64_t h;
+	if (vm_regs(vm, &regs, &h)) {
 		snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
 		rc = LANDMARK_ERROR;
 		goto out;
@@ -419,10 +421,10 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			 "recorded RIP 0x%" PRIx64, vm->stats.exits + 1, (unsigned long long)regs.rip, rip);
 		goto out;
 	}
-	if (vm_regs_hash(vm) != regs_hash) {
+	if (h != regs_hash) {
 		snprintf(err, errlen, "divergence at exit %" PRIu64 ": registers at the forced exit (RIP 0x%"
 			 PRIx64 ") differ from the recording (hash %016" PRIx64 " vs %016" PRIx64 ")",
-			 vm->stats.exits + 1, rip, vm_regs_hash(vm), regs_hash);
+			 vm->stats.exits + 1, rip, h, regs_hash);
 		goto out;
 	}
 	c->reached++;

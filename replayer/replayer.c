@@ -1,6 +1,7 @@
 /* replayer.c - see replayer.h. */
 #include "replayer.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <signal.h>
@@ -132,7 +133,14 @@ static bool check_digest(struct replayer *rp, uint64_t regs, const struct trace_
 			 const char *where)
 {
 	struct vm *vm = rp->vm;
-	uint64_t r = vm_regs_hash(vm), lo, hi;
+	struct kvm_regs kr;
+	uint64_t r, lo, hi;
+	if (vm_regs(vm, &kr, &r)) {
+		snprintf(digest_msg, sizeof(digest_msg), "KVM_GET_REGS for the digest at exit %" PRIu64 ": %s",
+			 vm->stats.exits, strerror(errno));
+		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", digest_msg);
+		return false;
+	}
 	if (vm_mem_hash(vm, &lo, &hi)) {
 		snprintf(digest_msg, sizeof(digest_msg), "out of memory computing the memory digest at exit %" PRIu64,
 			 vm->stats.exits);

@@ -4,7 +4,6 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <linux/perf_event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -91,9 +90,14 @@ int progress_pmu_read(int fd, uint64_t *value)
 	return read(fd, value, sizeof(*value)) == (ssize_t)sizeof(*value) ? 0 : -1;
 }
 
-/* Run the calibration loop in a scratch VM; the deltas of both counters. */
+/* Real mode at CAL_GPA: mov $100, %cx; 1: dec %cx; jnz 1b; out %al, $0x80; hlt */
+#define CAL_GPA 0x1000
+static const uint8_t cal_code[] = { 0xb9, CAL_LOOPS, 0x00, 0x49, 0x75, 0xfd, 0xe6, 0x80, 0xf4 };
+
+/* Run the calibration loop (already in guest RAM at CAL_GPA); the deltas
+ * of both counters. */
 static int calibrate(struct kvm *k, int pmu_fd, uint64_t *insns, uint64_t *branches,
-		     char *why, unsigned long whylen)
+		     char *why, size_t whylen)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
@@ -110,7 +114,7 @@ static int calibrate(struct kvm *k, int pmu_fd, uint64_t *insns, uint64_t *branc
 		return -1;
 	}
 	memset(&regs, 0, sizeof(regs));
-	regs.rip = 0x1000;
+	regs.rip = CAL_GPA;
 	regs.rflags = 2;
 	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0) {
 		snprintf(why, whylen, "KVM_SET_REGS: %s", strerror(errno));
@@ -131,45 +135,50 @@ static int calibrate(struct kvm *k, int pmu_fd, uint64_t *insns, uint64_t *branc
 		snprintf(why, whylen, "reading the PMU counter: %s", strerror(errno));
 		return -1;
 	}
+	/* Complete the OUT (api.rst: re-enter with immediate_exit), so that
+	 * no half-done instruction is left for the caller's first KVM_RUN. */
+	k->run->immediate_exit = 1;
+	int r = ioctl(k->vcpu_fd, KVM_RUN, 0);
+	int e = errno;
+	k->run->immediate_exit = 0;
+	if (r == 0 || e != EINTR) {
+		snprintf(why, whylen, "completing the calibration guest's OUT: %s",
+			 r == 0 ? "KVM asked for another exit" : strerror(e));
+		return -1;
+	}
 	*insns = have_insn ? i1 - i0 : UINT64_MAX;
 	*branches = pmu_fd >= 0 ? b1 - b0 : UINT64_MAX;
 	return 0;
 }
 
-enum progress_kind progress_detect(char *why, unsigned long whylen)
+int progress_calibrate(struct kvm *k, uint8_t *ram, size_t ram_size, enum progress_kind *kind,
+		       char *why, size_t whylen)
 {
-	struct kvm k;
-	char err[256], pwhy[200] = "";
-	enum progress_kind result = PROGRESS_NONE;
-	int pmu_fd = -1;
+	char pwhy[200] = "";
+	uint8_t saved[sizeof(cal_code)];
 	uint64_t insns, branches;
-	uint8_t *mem = mmap(NULL, CAL_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	snprintf(why, whylen, "not measured");
-	if (mem == MAP_FAILED) {
-		snprintf(why, whylen, "mmap: %s", strerror(errno));
-		return PROGRESS_NONE;
+	*kind = PROGRESS_NONE;
+	if (ram_size < CAL_GPA + sizeof(cal_code)) {
+		snprintf(why, whylen, "guest RAM too small for the calibration loop");
+		return -1;
 	}
-	/* Real mode at 0x1000: mov $100, %cx; 1: dec %cx; jnz 1b; out %al, $0x80; hlt */
-	static const uint8_t code[] = { 0xb9, CAL_LOOPS, 0x00, 0x49, 0x75, 0xfd, 0xe6, 0x80, 0xf4 };
-	memcpy(mem + 0x1000, code, sizeof(code));
-
-	if (kvm_open(&k, err, sizeof(err)) ||
-	    kvm_set_memory(&k, 0, 0, CAL_MEM, mem, false, err, sizeof(err)) ||
-	    kvm_create_vcpu(&k, err, sizeof(err))) {
-		snprintf(why, whylen, "scratch VM: %s", err);
-		goto out;
-	}
+	memcpy(saved, ram + CAL_GPA, sizeof(saved));
+	memcpy(ram + CAL_GPA, cal_code, sizeof(cal_code));
 	/* The PMU only matters where insn_emulation is not exact, but one
 	 * run measures both. */
-	pmu_fd = progress_pmu_open(pwhy, sizeof(pwhy));
-	if (calibrate(&k, pmu_fd, &insns, &branches, why, whylen))
-		goto out;
+	int pmu_fd = progress_pmu_open(pwhy, sizeof(pwhy));
+	int rc = calibrate(k, pmu_fd, &insns, &branches, why, whylen);
+	if (pmu_fd >= 0)
+		close(pmu_fd);
+	memcpy(ram + CAL_GPA, saved, sizeof(saved));
+	if (rc)
+		return -1;
 	if (insns == CAL_INSNS) {
-		result = PROGRESS_INSN_EMULATION;
+		*kind = PROGRESS_INSN_EMULATION;
 		snprintf(why, whylen, "insn_emulation counted %d of %d instructions: exact", CAL_INSNS, CAL_INSNS);
 	} else if (branches == CAL_LOOPS) {
-		result = PROGRESS_PMU_BRANCHES;
+		*kind = PROGRESS_PMU_BRANCHES;
 		snprintf(why, whylen, "the PMU counted %d of %d conditional branches: exact", CAL_LOOPS, CAL_LOOPS);
 	} else {
 		char a[80], b[260];
@@ -185,39 +194,28 @@ enum progress_kind progress_detect(char *why, unsigned long whylen)
 				 (unsigned long long)branches, CAL_LOOPS);
 		snprintf(why, whylen, "%s; %s", a, b);
 	}
-out:
-	if (pmu_fd >= 0)
-		close(pmu_fd);
+	return 0;
+}
+
+enum progress_kind progress_detect(char *why, size_t whylen)
+{
+	struct kvm k;
+	char err[256];
+	enum progress_kind result = PROGRESS_NONE;
+	uint8_t *mem = mmap(NULL, CAL_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	snprintf(why, whylen, "not measured");
+	if (mem == MAP_FAILED) {
+		snprintf(why, whylen, "mmap: %s", strerror(errno));
+		return PROGRESS_NONE;
+	}
+	if (kvm_open(&k, err, sizeof(err)) ||
+	    kvm_set_memory(&k, 0, 0, CAL_MEM, mem, false, err, sizeof(err)) ||
+	    kvm_create_vcpu(&k, err, sizeof(err)))
+		snprintf(why, whylen, "scratch VM: %s", err);
+	else
+		(void)progress_calibrate(&k, mem, CAL_MEM, &result, why, whylen);
 	kvm_close(&k);
 	munmap(mem, CAL_MEM);
 	return result;
-}
-
-static void *probe_main(void *arg)
-{
-	struct progress_probe *p = arg;
-	p->kind = progress_detect(p->why, sizeof(p->why));
-	return NULL;
-}
-
-void progress_probe_start(struct progress_probe *p)
-{
-	sigset_t all, old;
-
-	memset(p, 0, sizeof(*p));
-	/* The stop signals and the vCPU kick are for the caller's thread. */
-	sigfillset(&all);
-	if (pthread_sigmask(SIG_SETMASK, &all, &old))
-		return;
-	p->started = pthread_create(&p->thread, NULL, probe_main, p) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-enum progress_kind progress_probe_wait(struct progress_probe *p, char *why, size_t whylen)
-{
-	if (!p->started || pthread_join(p->thread, NULL))
-		p->kind = progress_detect(p->why, sizeof(p->why));
-	p->started = false;
-	snprintf(why, whylen, "%s", p->why);
-	return p->kind;
 }

@@ -21,39 +21,39 @@
  *     below cannot catch a rare overcount.
  *   - PROGRESS_NONE: neither; asynchronous events wait for the guest's next
  *     synchronous exit.
- * progress_detect() finds out by measurement, never by assumption: in a
- * scratch VM it runs a real-mode loop of 100 iterations (202 instructions,
- * 100 conditional branches) ending in an OUT, and accepts insn_emulation if
- * it advanced by exactly 202, else the PMU counter if it advanced by exactly
- * 100.
+ * Which one is found out by measurement, never by assumption: the vCPU runs
+ * a real-mode loop of 100 iterations (202 instructions, 100 conditional
+ * branches) ending in an OUT; insn_emulation is accepted if it advanced by
+ * exactly 202, else the PMU counter if it advanced by exactly 100.  The
+ * recorder measures on its own VM's vCPU before the guest is loaded into
+ * it (progress_calibrate, from vm_create): a scratch VM of its own would
+ * add about 2 ms to every recording.
  */
 #ifndef DETVM_PROGRESS_H
 #define DETVM_PROGRESS_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum progress_kind { PROGRESS_NONE, PROGRESS_INSN_EMULATION, PROGRESS_PMU_BRANCHES };
 
-enum progress_kind progress_detect(char *why, unsigned long whylen);
-
 /*
- * progress_detect() on a thread of its own.  Its scratch VM takes about
- * 2 ms to create, run and tear down, which the recorder overlaps with
- * creating its own VM rather than adding it to every recording.  The
- * thread takes no signals.  If it cannot be started, progress_probe_wait()
- * detects on the calling thread instead.
+ * Measure on the vCPU of `k`, which must be fresh: created, its CPUID set,
+ * never run, in its reset state (real mode).  `ram` is guest RAM from GPA
+ * 0: the loop runs at GPA 0x1000, and the bytes it overwrote there are put
+ * back.  Afterwards the vCPU is in real mode with its exit completed, for
+ * the caller to set the state it wants, and insn_emulation has moved on
+ * (take its value then as the new zero).  0 with *kind (PROGRESS_NONE,
+ * with why, if neither counter is exact); -1 with why if the vCPU did not
+ * run the loop as it must, its state then unknown: discard the vCPU.
  */
-struct progress_probe {
-	pthread_t thread;
-	bool started;
-	enum progress_kind kind;
-	char why[200];
-};
-void progress_probe_start(struct progress_probe *p);
-enum progress_kind progress_probe_wait(struct progress_probe *p, char *why, size_t whylen);
+struct kvm;
+int progress_calibrate(struct kvm *k, uint8_t *ram, size_t ram_size, enum progress_kind *kind,
+		       char *why, size_t whylen);
+/* The same in a scratch VM of its own (about 2 ms); never fails: why says
+ * what was measured, or what could not be. */
+enum progress_kind progress_detect(char *why, size_t whylen);
 /* The trace header's names (trace-format/SPEC.md, PROGRESS_COUNTER). */
 const char *progress_name(enum progress_kind k);
 /* 0, or -1 for an unknown name. */

@@ -206,6 +206,26 @@ static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t li
 	return 0;
 }
 
+static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen);
+
+/* The KVM VM with guest RAM, and its vCPU with CPUID and MSR filter. */
+static int open_kvm(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (kvm_open(&vm->kvm, err, errlen))
+		return -1;
+	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, cfg->dirty_log, err, errlen))
+		return -1;
+	if (vm->mem.high_size &&
+	    kvm_set_memory(&vm->kvm, 1, GM_HIGH_START, vm->mem.high_size,
+			   vm->mem.host + vm->mem.low_size, cfg->dirty_log, err, errlen))
+		return -1;
+	if (kvm_create_vcpu(&vm->kvm, err, errlen) ||
+	    kvm_setup_cpuid(&vm->kvm, cfg->cpuid, cfg->cpuid_count, err, errlen) ||
+	    kvm_setup_msr_filter(&vm->kvm, err, errlen))
+		return -1;
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	      FILE *serial_out, char *err, size_t errlen)
 {
@@ -263,23 +283,34 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	}
 	free(image);
 
-	if (kvm_open(&vm->kvm, err, errlen))
+	enum progress_kind progress = cfg->progress;
+	if (open_kvm(vm, cfg, err, errlen))
 		return -1;
-	if (kvm_set_memory(&vm->kvm, 0, 0, vm->mem.low_size, vm->mem.host, cfg->dirty_log, err, errlen))
+	if (cfg->detect_progress) {
+		/* Before the boot state is set: the vCPU is still fresh. */
+		if (progress_calibrate(&vm->kvm, vm->mem.host, vm->mem.low_size, &progress,
+				       vm->progress_why, sizeof(vm->progress_why))) {
+			/* The vCPU's state is unknown: start again with a new
+			 * VM, and no progress counter. */
+			kvm_close(&vm->kvm);
+			progress = PROGRESS_NONE;
+			if (open_kvm(vm, cfg, err, errlen))
+				return -1;
+		}
+	}
+	if (kvm_set_boot_state(&vm->kvm, &vm->boot, err, errlen))
 		return -1;
-	if (vm->mem.high_size &&
-	    kvm_set_memory(&vm->kvm, 1, GM_HIGH_START, vm->mem.high_size,
-			   vm->mem.host + vm->mem.low_size, cfg->dirty_log, err, errlen))
-		return -1;
-	if (kvm_create_vcpu(&vm->kvm, err, errlen) ||
-	    kvm_setup_cpuid(&vm->kvm, cfg->cpuid, cfg->cpuid_count, err, errlen) ||
-	    kvm_setup_msr_filter(&vm->kvm, err, errlen) ||
-	    kvm_set_boot_state(&vm->kvm, &vm->boot, err, errlen))
-		return -1;
-	return vm_set_progress(vm, cfg->progress, err, errlen);
+	/* The counter reads 0 at the guest's first instruction, whatever the
+	 * calibration ran: a replay's fresh vCPU starts from 0 too. */
+	uint64_t raw;
+	if (progress != PROGRESS_PMU_BRANCHES && kvm_read_insn_emulation(&vm->kvm, &raw) == 0)
+		vm->progress_offset = -(int64_t)raw;
+	return set_progress(vm, progress, err, errlen);
 }
 
-int vm_set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen)
+/* Use `kind` as the progress counter; PROGRESS_PMU_BRANCHES opens the
+ * counter for the calling thread.  0, or -1 with a message. */
+static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen)
 {
 	char e2[400];
 
@@ -473,13 +504,21 @@ int vm_inject(struct vm *vm, uint8_t vector)
 	return 0;
 }
 
+int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash)
+{
+	/* Memset: the hash covers the whole struct, padding included. */
+	memset(regs, 0, sizeof(*regs));
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, regs) < 0)
+		return -1;
+	*hash = XXH3_64bits(regs, sizeof(*regs));
+	return 0;
+}
+
 uint64_t vm_regs_hash(struct vm *vm)
 {
 	struct kvm_regs r;
-	memset(&r, 0, sizeof(r));
-	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &r) < 0)
-		return 0;
-	return XXH3_64bits(&r, sizeof(r));
+	uint64_t h;
+	return vm_regs(vm, &r, &h) ? 0 : h;
 }
 
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)

@@ -43,6 +43,9 @@ struct vm_config {
 	 * opens the PMU counter for the calling thread, which must then be
 	 * the one that runs the vCPU; anything else reads insn_emulation. */
 	enum progress_kind progress;
+	/* Instead: measure which counter is exact on this VM's vCPU before
+	 * the guest starts (progress_calibrate); vm.progress_why says why. */
+	bool detect_progress;
 };
 
 enum vm_stop {
@@ -147,6 +150,7 @@ struct vm {
 	int64_t progress_offset;
 	enum progress_kind progress_kind;
 	int progress_fd;         /* the PMU counter, or -1 */
+	char progress_why[200];  /* vm_config.detect_progress: what was measured */
 	enum vm_stop stop;
 	uint32_t guest_code;     /* debug-exit value */
 	int stop_signal;
@@ -177,14 +181,6 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 
 /* The progress counter (insn_emulation or the PMU's, + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
-/*
- * Use `kind` as the progress counter (vm_create() does this with
- * vm_config.progress): the recorder sets it once progress_detect() has
- * finished on its thread.  PROGRESS_PMU_BRANCHES opens the counter for the
- * calling thread.  0, or -1 with a message (the VM then has none).
- */
-int vm_set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen);
-
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);
 
@@ -195,8 +191,11 @@ void vm_set_stop(struct vm *vm, enum vm_stop s, const char *fmt, ...)
 int vm_inject(struct vm *vm, uint8_t vector);
 /* Can the vCPU take an interrupt at this exit? */
 bool vm_can_inject(const struct vm *vm);
-/* XXH3-64 of the general-purpose registers; XXH3-128 of guest RAM. */
+/* The general-purpose registers and their XXH3-64; 0, or -1 (errno). */
+int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash);
+/* The same hash, 0 if the registers cannot be read (messages only). */
 uint64_t vm_regs_hash(struct vm *vm);
+/* XXH3-128 of guest RAM: */
 /* vm->mem_digest's digest; 0, or -1 (out of memory) */
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
 

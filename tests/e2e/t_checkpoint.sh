@@ -88,8 +88,14 @@ run_detvm ck-none record -o "$C-none" --kernel $G/hello.elf --no-checkpoints
 grep -q "recorded $C-none" "$ERR" && [ ! -e "$C-none/checkpoints.db" ] && ok "record --no-checkpoints writes no database" \
 	|| bad "record --no-checkpoints writes no database" "status $RC"
 run_detvm ck-force record -o "$C-hello" --kernel $G/hello.elf --force --append "greeting=again"
-n2=$(sqlite3 "$C-hello/checkpoints.db" "select count(*) from checkpoints where exit > 0" 2>&1)
+n2=$(sqlite3 "$C-hello/checkpoints.db" "select count(*) from checkpoints" 2>&1)
 grep -q "recorded $C-hello" "$ERR" && [ "$n2" = "0" ] && ok "record --force replaces the database too" || bad "record --force replaces the database" "status $RC, $n2"
+
+# No checkpoint at exit 0 (the state vm_create builds): the first is full.
+z=$(sqlite3 "$C-spin/checkpoints.db" "select count(*) from checkpoints where exit = 0" 2>&1)
+f=$(sqlite3 "$C-spin/checkpoints.db" "select full from checkpoints order by id limit 1" 2>&1)
+[ "$z" = 0 ] && [ "$f" = 1 ] && ok "no checkpoint at exit 0; the first one is full" \
+	|| bad "no checkpoint at exit 0; the first one is full" "at exit 0: $z, first full: $f"
 
 # --- a killed recorder leaves a usable database ----------------------------------
 rm -rf "$C-kill"

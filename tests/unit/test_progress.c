@@ -1,7 +1,7 @@
 /*
  * test_progress.c - unit tests for the progress counter choice
  * (vmm/progress.c): names, the PMU event per CPU vendor, and what
- * progress_detect() says on this host.  The detection needs /dev/kvm and
+ * progress_detect() and progress_calibrate() say on this host.  The detection needs /dev/kvm and
  * is skipped without it.  The PMU path cannot be exercised on hosts
  * without a PMU (these development hosts): there the test checks that
  * opening the counter fails with a message, and that detection still
@@ -12,11 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "vmm/kvm.h"
 #include "vmm/progress.h"
 
 static void test_names(void **st)
@@ -82,26 +85,52 @@ static void test_detect(void **st)
 	printf("progress_detect: %s (%s)\n", progress_name(k), why);
 }
 
-/* The probe thread gives what detection on the caller's thread gives, with
- * the caller's signal mask untouched and the thread taking none. */
-static void test_probe(void **st)
+/*
+ * On a VM's own fresh vCPU (what vm_create does for the recorder): the
+ * same answer as the scratch VM, guest RAM as it was, the OUT completed
+ * (RIP past it), and the vCPU usable afterwards.
+ */
+static void test_calibrate(void **st)
 {
 	(void)st;
-	char why[400], why2[400];
-	struct progress_probe p;
-	sigset_t before, after;
+	char why[400], why2[400], err[256];
+	struct kvm k;
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	enum progress_kind k = progress_detect(why, sizeof(why));
-	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
-	progress_probe_start(&p);
-	assert_true(p.started);
-	assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
-	assert_int_equal(sigismember(&before, SIGINT), sigismember(&after, SIGINT));
-	assert_int_equal(sigismember(&before, SIGUSR1), sigismember(&after, SIGUSR1));
-	assert_int_equal(progress_probe_wait(&p, why2, sizeof(why2)), k);
+	enum progress_kind want = progress_detect(why, sizeof(why)), got;
+	size_t size = 0x10000;
+	uint8_t *ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ram != MAP_FAILED);
+	for (size_t i = 0; i < size; i++)
+		ram[i] = (uint8_t)(i * 7 + 3);
+	uint8_t *copy = malloc(size);
+	assert_non_null(copy);
+	memcpy(copy, ram, size);
+	assert_int_equal(kvm_open(&k, err, sizeof(err)), 0);
+	assert_int_equal(kvm_set_memory(&k, 0, 0, size, ram, false, err, sizeof(err)), 0);
+	assert_int_equal(kvm_create_vcpu(&k, err, sizeof(err)), 0);
+	assert_int_equal(progress_calibrate(&k, ram, size, &got, why2, sizeof(why2)), 0);
+	assert_int_equal(got, want);
 	assert_string_equal(why2, why);
-	assert_false(p.started);
+	assert_memory_equal(ram, copy, size);
+	struct kvm_regs regs;
+	assert_int_equal(ioctl(k.vcpu_fd, KVM_GET_REGS, &regs), 0);
+	assert_int_equal(regs.rip, 0x1008); /* past mov, loop, out: at the hlt */
+	/* Usable: a 1-instruction real-mode OUT runs to its exit. */
+	static const uint8_t out[] = { 0xe6, 0x81 };
+	memcpy(ram + 0x2000, out, sizeof(out));
+	regs.rip = 0x2000;
+	assert_int_equal(ioctl(k.vcpu_fd, KVM_SET_REGS, &regs), 0);
+	assert_int_equal(ioctl(k.vcpu_fd, KVM_RUN, 0), 0);
+	assert_int_equal(k.run->exit_reason, KVM_EXIT_IO);
+	assert_int_equal(k.run->io.port, 0x81);
+	/* Too little RAM for the loop: refused, nothing touched. */
+	assert_int_equal(progress_calibrate(&k, ram, 0x1004, &got, why2, sizeof(why2)), -1);
+	assert_int_equal(got, PROGRESS_NONE);
+	assert_non_null(strstr(why2, "too small"));
+	kvm_close(&k);
+	munmap(ram, size);
+	free(copy);
 }
 
 int main(void)
@@ -111,7 +140,7 @@ int main(void)
 		cmocka_unit_test(test_pmu_event),
 		cmocka_unit_test(test_pmu_open),
 		cmocka_unit_test(test_detect),
-		cmocka_unit_test(test_probe),
+		cmocka_unit_test(test_calibrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
