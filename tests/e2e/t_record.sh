@@ -72,6 +72,22 @@ for i in 1 2; do
 	else bad "perturbed recording $i replays exactly" "status $prc: $(grep replay: "$TMP/pr$i.err" | head -1)"; fi
 done
 
+# --- no exact progress counter --------------------------------------------------
+# The recorder measures on its own vCPU; if that calibration fails, it
+# starts a new VM and records without a counter: interrupts wait for the
+# guest's synchronous exits, no forced exits, and the replay is still exact.
+rm -rf "$R-nopc"
+DETVM_TEST_CALIBRATION_FAILS=1 "$DETVM" record -o "$R-nopc" --kernel $G/ticks.elf >"$TMP/nopc.out" 2>"$TMP/nopc.err" </dev/null
+if grep -q "no exact progress counter on this host (DETVM_TEST_CALIBRATION_FAILS is set)" "$TMP/nopc.err" &&
+   grep -q "0 landmarks.*progress counter none" "$TMP/nopc.err" && grep -q "^RESULT ticks ok" "$TMP/nopc.out"; then
+	ok "failed calibration: a new VM, recorded without a progress counter"
+else
+	bad "failed calibration: a new VM, recorded without a progress counter" "$(tail -3 "$TMP/nopc.err" | tr '\n' '|')"
+fi
+"$DETVM" replay "$R-nopc" >"$TMP/nopc-r.out" 2>"$TMP/nopc-r.err"; prc=$?
+if [ $prc -eq 0 ] && cmp -s "$TMP/nopc.out" "$TMP/nopc-r.out"; then ok "recording without a progress counter replays exactly"
+else bad "recording without a progress counter replays exactly" "status $prc: $(grep replay: "$TMP/nopc-r.err" | head -1)"; fi
+
 # --- never overwrite a recording without --force -----------------------------
 "$DETVM" record -o "$R-hello" --kernel $G/hello.elf >/dev/null 2>"$TMP/ow.err"; RC=$?
 OUT=/dev/null; ERR=$TMP/ow.err
