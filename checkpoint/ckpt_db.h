@@ -58,7 +58,7 @@ struct ckpt_capture {
 	uint64_t progress;	/* progress counter (insn_emulation) of the recording vCPU */
 	uint64_t host_ns;	/* host monotonic ns since the recording started */
 	uint64_t guest_ns;	/* the guest's virtual clock (last value it read) */
-	uint64_t regs_hash;	/* vm_regs_hash() */
+	uint64_t regs_hash;	/* vm_regs() */
 	uint64_t pause_ns;	/* how long the vCPU was stopped to capture */
 	bool full;		/* pages = every non-zero page of RAM / every overlay block;
 				 * else only those written since the previous capture */

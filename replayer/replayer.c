@@ -367,13 +367,19 @@ int replayer_finish(struct replayer *rp, char *msg, size_t msglen)
 		return -1;
 	}
 	if (vm->stop == VM_STOP_REACHED) {
-		uint64_t lo, hi;
+		uint64_t lo, hi, rh;
+		struct kvm_regs regs;
+		if (vm_regs(vm, &regs, &rh)) {
+			snprintf(msg, msglen, "KVM_GET_REGS for the digests at exit %" PRIu64 ": %s", vm->stats.exits,
+				 strerror(errno));
+			return -1;
+		}
 		if (vm_mem_hash(vm, &lo, &hi)) {
 			snprintf(msg, msglen, "out of memory computing the memory digest at exit %" PRIu64, vm->stats.exits);
 			return -1;
 		}
 		snprintf(msg, msglen, "reached exit %" PRIu64 ": registers %016" PRIx64 ", memory %016" PRIx64 "%016" PRIx64,
-			 vm->stats.exits, vm_regs_hash(vm), hi, lo);
+			 vm->stats.exits, rh, hi, lo);
 		return 0;
 	}
 	if (vm->stop == VM_STOP_TRACE_END && !rp->ended) {

@@ -523,13 +523,6 @@ int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash)
 	return 0;
 }
 
-uint64_t vm_regs_hash(struct vm *vm)
-{
-	struct kvm_regs r;
-	uint64_t h;
-	return vm_regs(vm, &r, &h) ? 0 : h;
-}
-
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)
 {
 	return mem_digest(&vm->mem, vm->mem_digest, lo, hi);

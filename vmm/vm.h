@@ -193,10 +193,7 @@ int vm_inject(struct vm *vm, uint8_t vector);
 bool vm_can_inject(const struct vm *vm);
 /* The general-purpose registers and their XXH3-64; 0, or -1 (errno). */
 int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash);
-/* The same hash, 0 if the registers cannot be read (messages only). */
-uint64_t vm_regs_hash(struct vm *vm);
-/* XXH3-128 of guest RAM: */
-/* vm->mem_digest's digest; 0, or -1 (out of memory) */
+/* XXH3-128 of guest RAM, vm->mem_digest's digest; 0, or -1 (out of memory) */
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
 
 /* Exit statuses of vm_exit_status() that other code compares against. */
