@@ -19,23 +19,28 @@
 
 #define CLI_VERSION "0.1.0"
 
-static void record_fail(struct recorder *r)
+/* The recording cannot go on: stop the VM with `why` (the first failure wins). */
+static void stop_recording(struct recorder *r, const char *what, const char *why)
 {
 	if (r->failed)
 		return;
 	r->failed = true;
-	vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "writing the trace failed at exit %" PRIu64 ": %s",
-		    r->vm ? r->vm->stats.exits : 0, trace_writer_error(r->w));
+	vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "%s at exit %" PRIu64 ": %s", what,
+		    r->vm ? r->vm->stats.exits : 0, why);
+}
+
+static void record_fail(struct recorder *r)
+{
+	stop_recording(r, "writing the trace failed", trace_writer_error(r->w));
 }
 
 /* The vCPU could not be read: nothing true can be recorded from here on. */
 static void reg_fail(struct recorder *r, const char *what)
 {
-	if (r->failed)
-		return;
-	r->failed = true;
-	vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "reading %s at exit %" PRIu64 ": %s", what,
-		    r->vm->stats.exits, strerror(errno));
+	int e = errno;
+	char m[120];
+	snprintf(m, sizeof(m), "reading %s", what);
+	stop_recording(r, m, strerror(e));
 }
 
 /* ---- the event index (checkpoints.db) ---- */
