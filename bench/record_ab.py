@@ -22,6 +22,17 @@ def main():
         sys.exit('record_ab: %s not found (make first)' % kernel)
     tmp = tempfile.mkdtemp(prefix='detvm-ab.')
     rec = os.path.join(tmp, 'rec')
+    # The inputs bench/run.sh gives: echo waits for console input for ever
+    # without it, disk needs an image.
+    extra = []
+    if guest == 'echo':
+        with open(os.path.join(tmp, 'in.txt'), 'w') as f:
+            f.write('hello\n')
+        extra = ['--serial-in', os.path.join(tmp, 'in.txt')]
+    elif guest == 'disk':
+        with open(os.path.join(tmp, 'disk.img'), 'wb') as f:
+            f.truncate(1 << 20)
+        extra = ['--disk', os.path.join(tmp, 'disk.img')]
     times = {b: [] for b in bins}
     runs = []
 
@@ -34,8 +45,8 @@ def main():
         for _ in range(rounds):
             for b in bins:
                 shutil.rmtree(rec, ignore_errors=True)
-                times[b].append(timed([b, 'record', '-o', rec, '--kernel', kernel]))
-            runs.append(timed([bins[-1], 'run', '--kernel', kernel]))
+                times[b].append(timed([b, 'record', '-o', rec, '--kernel', kernel] + extra))
+            runs.append(timed([bins[-1], 'run', '--kernel', kernel] + extra))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

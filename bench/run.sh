@@ -2,8 +2,8 @@
 # bench/run.sh - for each guest: plain run vs record time, record vs replay
 # time, exits, events, trace bytes (total, per exit, per second of guest
 # time).  +rec_ms is what recording added, in ms: a fixed few ms (the
-# progress probe, the trace and database files, the checkpoint at exit 0,
-# the final digest and fsyncs) that short guests feel most.
+# progress-counter calibration, the trace and database files, the final
+# digest and fsyncs) that short guests feel most.
 # Prints a table; asserts nothing.  Times are wall-clock medians of
 # N runs (default 3: BENCH_RUNS=N).
 cd "$(dirname "$0")/.."

@@ -199,6 +199,8 @@ int cmd_record(int argc, char **argv)
 	int status = vm_exit_status(&vm);
 	int rc = recorder_finish(&rec, err, sizeof(err));
 	struct trace_writer_stats st;
+	if (rc)
+		(void)trace_writer_drain(w); /* so that the figures below are the file's */
 	trace_writer_stats(w, &st);
 	trace_writer_free(w);
 	struct ckpt_db_stats cst = { 0 };

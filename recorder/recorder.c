@@ -546,24 +546,43 @@ static uint8_t end_reason(const struct vm *vm)
 	}
 }
 
+/*
+ * The final digests cannot be taken: the trace ends without END, as a
+ * killed recorder's does, but everything recorded up to here still reaches
+ * the file (the current frame is closed here; freeing the writer drains it)
+ * and the database's index.
+ */
+static int finish_without_end(struct recorder *r, char *err, size_t errlen, const char *why)
+{
+	r->landmark_pending = false;
+	index_flush(r);
+	snprintf(err, errlen, "%s: the trace ends without END", why);
+	if (trace_writer_flush(r->w))
+		snprintf(err, errlen, "%s: the trace ends without END, and its last frame was lost: %s", why,
+			 trace_writer_error(r->w));
+	return -1;
+}
+
 int recorder_finish(struct recorder *r, char *err, size_t errlen)
 {
 	struct trace_event ev = { .type = TRACE_EV_END };
 	ev.end.reason = end_reason(r->vm);
 	ev.end.status = (uint64_t)vm_exit_status(r->vm);
 	struct kvm_regs regs;
+	char why[300];
+	/* Test knob (t_record.sh): the path a failed KVM_GET_REGS takes. */
+	const char *t = getenv("DETVM_TEST_FINAL_DIGEST_FAILS");
+	if (t && strcmp(t, "1") == 0) {
+		snprintf(why, sizeof(why), "reading the registers for the final digest: "
+			 "DETVM_TEST_FINAL_DIGEST_FAILS is set");
+		return finish_without_end(r, err, errlen, why);
+	}
 	if (vm_regs(r->vm, &regs, &ev.end.regs_hash)) {
-		/* As below: the trace ends without END. */
-		snprintf(err, errlen, "reading the registers for the final digest: %s: the trace ends without END",
-			 strerror(errno));
-		return -1;
+		snprintf(why, sizeof(why), "reading the registers for the final digest: %s", strerror(errno));
+		return finish_without_end(r, err, errlen, why);
 	}
-	if (vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi)) {
-		/* The trace keeps everything up to here; only END is missing,
-		 * as if the recorder had been killed. */
-		snprintf(err, errlen, "out of memory computing the final memory digest: the trace ends without END");
-		return -1;
-	}
+	if (vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi))
+		return finish_without_end(r, err, errlen, "out of memory computing the final memory digest");
 	r->landmark_pending = false;
 	if (r->db) {
 		struct trace_writer_stats st;

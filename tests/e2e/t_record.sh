@@ -139,6 +139,25 @@ expect "verify after kill -9: intact prefix, cut short" 1 "cut short"
 "$DETVM" replay "$R-killed" >/dev/null 2>"$TMP/rk.err"; RC=$?; OUT=/dev/null; ERR=$TMP/rk.err
 expect "replay after kill -9 replays the prefix" 3 "" "replayed its complete prefix"
 
+# --- final digests that cannot be read: no END, but nothing recorded lost -----
+# (DETVM_TEST_FINAL_DIGEST_FAILS takes the final KVM_GET_REGS as failed.)
+# Every one of hello's exits must be in the file, up to the one where the
+# guest stopped, and the prefix replays to the same output.
+rm -rf "$R-noend"
+DETVM_TEST_FINAL_DIGEST_FAILS=1 "$DETVM" record -o "$R-noend" --kernel $G/hello.elf >"$TMP/ne.out" 2>"$TMP/ne.err" </dev/null; RC=$?
+OUT=/dev/null; ERR=$TMP/ne.err
+expect "record without its final digests fails, saying the trace ends without END" 2 "" \
+	"final digest: DETVM_TEST_FINAL_DIGEST_FAILS is set: the trace ends without END"
+nexits=$(sed -n 's/^detvm: \([0-9]*\) exits .*/\1/p' "$TMP/ne.err")
+"$DETVM" verify "$R-noend" >"$TMP/nev.out" 2>&1; RC=$?; OUT=$TMP/nev.out; ERR=$TMP/nev.out
+expect "verify without END: intact, cut short, every exit kept ($nexits)" 1 " $nexits events, $nexits exits," "intact but cut short"
+"$DETVM" replay "$R-noend" >"$TMP/ner.out" 2>"$TMP/ner.err"; RC=$?; OUT=/dev/null; ERR=$TMP/ner.err
+expect "replay without END replays every recorded exit" 3 "" "cut short exactly where the guest stopped"
+"$DETVM" inspect "$R-noend" events --from $((nexits - 1)) >"$TMP/nei.out" 2>&1; RC=$?; OUT=$TMP/nei.out; ERR=$TMP/nei.out
+expect "without END, the event index still has the last exit" 0 "^ *$((nexits - 1)) *$nexits "
+if [ -s "$TMP/ne.out" ] && cmp -s "$TMP/ne.out" "$TMP/ner.out"; then ok "replay without END: the same serial output"
+else bad "replay without END: the same serial output" "$(wc -c <"$TMP/ne.out") vs $(wc -c <"$TMP/ner.out") bytes"; fi
+
 # --- a guest acting on the untrapped TSC is reported, not replayed silently --
 rm -rf "$R-tsc"
 "$DETVM" record -o "$R-tsc" --kernel $G/tsc.elf >/dev/null 2>&1 </dev/null
