@@ -158,6 +158,17 @@ expect "without END, the event index still has the last exit" 0 "^ *$((nexits - 
 if [ -s "$TMP/ne.out" ] && cmp -s "$TMP/ne.out" "$TMP/ner.out"; then ok "replay without END: the same serial output"
 else bad "replay without END: the same serial output" "$(wc -c <"$TMP/ne.out") vs $(wc -c <"$TMP/ner.out") bytes"; fi
 
+# --- the disk fills up (RLIMIT_FSIZE of 3 KiB): a clear error, a usable prefix
+rm -rf "$R-full"
+(ulimit -f 3; "$DETVM" record -o "$R-full" --no-checkpoints --frame-bytes 256 --kernel $G/spin.elf \
+	>/dev/null 2>"$TMP/full.err" </dev/null); RC=$?; OUT=/dev/null; ERR=$TMP/full.err
+expect "record on a full disk stops, naming the file, frame and offset" 2 "" \
+	"writing the trace failed at exit [0-9]*: .*/trace: frame [0-9]* at offset [0-9]*: write: File too large"
+"$DETVM" verify "$R-full" >"$TMP/fullv.out" 2>&1; RC=$?; OUT=$TMP/fullv.out; ERR=$TMP/fullv.out
+expect "verify after a full disk: intact prefix, cut short" 1 "intact but cut short"
+"$DETVM" replay "$R-full" --quiet >/dev/null 2>"$TMP/fullr.err"; RC=$?; OUT=/dev/null; ERR=$TMP/fullr.err
+expect "replay after a full disk replays the prefix" 3 "" "replayed its complete prefix"
+
 # --- a guest acting on the untrapped TSC is reported, not replayed silently --
 rm -rf "$R-tsc"
 "$DETVM" record -o "$R-tsc" --kernel $G/tsc.elf >/dev/null 2>&1 </dev/null
