@@ -121,18 +121,15 @@ int cmd_replay(int argc, char **argv)
 			fprintf(stderr, "detvm replay: %s\n", err);
 			status = sess.vm.stop == VM_STOP_DIVERGENCE || strncmp(err, "divergence", 10) == 0 ? 10 : 2;
 		} else {
-			uint64_t lo, hi;
-			struct kvm_regs regs;
-			uint64_t rh;
-			errno = 0;
-			if (vm_mem_hash(&sess.vm, &lo, &hi) || vm_regs(&sess.vm, &regs, &rh)) {
-				fprintf(stderr, "detvm replay: at exit %" PRIu64 ": cannot compute the digests: %s\n", to,
-					strerror(errno ? errno : ENOMEM));
+			struct vm_digests d;
+			char why[200];
+			if (vm_digests(&sess.vm, &d, why, sizeof(why))) {
+				fprintf(stderr, "detvm replay: the digests at exit %" PRIu64 ": %s\n", to, why);
 				replay_session_close(&sess);
 				return 2;
 			}
-			printf("exit %" PRIu64 ": rip %016llx registers %016" PRIx64 " memory %016" PRIx64 "%016" PRIx64 "\n",
-			       to, (unsigned long long)regs.rip, rh, hi, lo);
+			printf("exit %" PRIu64 ": rip %016" PRIx64 " registers %016" PRIx64 " memory %016" PRIx64 "%016"
+			       PRIx64 "\n", to, d.rip, d.regs, d.mem_hi, d.mem_lo);
 			status = 0;
 		}
 		fprintf(stderr, "detvm replay: %" PRIu64 " exits (%" PRIu64 " replayed), %.3f s\n", sess.vm.stats.exits,

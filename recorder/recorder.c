@@ -261,16 +261,15 @@ static const struct nd_ops record_ops = {
 static void digest(struct recorder *r)
 {
 	struct trace_event ev = { .type = TRACE_EV_DIGEST };
-	struct kvm_regs regs;
-	if (vm_regs(r->vm, &regs, &ev.digest.regs_hash)) {
-		reg_fail(r, "the registers for a digest");
+	struct vm_digests d;
+	char why[200];
+	if (vm_digests(r->vm, &d, why, sizeof(why))) {
+		stop_recording(r, "computing a digest", why);
 		return;
 	}
-	if (vm_mem_hash(r->vm, &ev.digest.mem_hash.lo, &ev.digest.mem_hash.hi)) {
-		vm_set_stop(r->vm, VM_STOP_MONITOR_ERROR, "out of memory computing the memory digest at exit %" PRIu64,
-			    r->vm->stats.exits);
-		return;
-	}
+	ev.digest.regs_hash = d.regs;
+	ev.digest.mem_hash.lo = d.mem_lo;
+	ev.digest.mem_hash.hi = d.mem_hi;
 	append(r, &ev);
 }
 
@@ -568,21 +567,19 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	struct trace_event ev = { .type = TRACE_EV_END };
 	ev.end.reason = end_reason(r->vm);
 	ev.end.status = (uint64_t)vm_exit_status(r->vm);
-	struct kvm_regs regs;
-	char why[300];
+	struct vm_digests d;
+	char why[200], msg[300];
 	/* Test knob (t_record.sh): the path a failed KVM_GET_REGS takes. */
 	const char *t = getenv("DETVM_TEST_FINAL_DIGEST_FAILS");
-	if (t && strcmp(t, "1") == 0) {
-		snprintf(why, sizeof(why), "reading the registers for the final digest: "
-			 "DETVM_TEST_FINAL_DIGEST_FAILS is set");
-		return finish_without_end(r, err, errlen, why);
+	if (t && strcmp(t, "1") == 0)
+		return finish_without_end(r, err, errlen, "the final digests: DETVM_TEST_FINAL_DIGEST_FAILS is set");
+	if (vm_digests(r->vm, &d, why, sizeof(why))) {
+		snprintf(msg, sizeof(msg), "the final digests: %s", why);
+		return finish_without_end(r, err, errlen, msg);
 	}
-	if (vm_regs(r->vm, &regs, &ev.end.regs_hash)) {
-		snprintf(why, sizeof(why), "reading the registers for the final digest: %s", strerror(errno));
-		return finish_without_end(r, err, errlen, why);
-	}
-	if (vm_mem_hash(r->vm, &ev.end.mem_hash.lo, &ev.end.mem_hash.hi))
-		return finish_without_end(r, err, errlen, "out of memory computing the final memory digest");
+	ev.end.regs_hash = d.regs;
+	ev.end.mem_hash.lo = d.mem_lo;
+	ev.end.mem_hash.hi = d.mem_hi;
 	r->landmark_pending = false;
 	if (r->db) {
 		struct trace_writer_stats st;

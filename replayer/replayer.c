@@ -133,20 +133,14 @@ static bool check_digest(struct replayer *rp, uint64_t regs, const struct trace_
 			 const char *where)
 {
 	struct vm *vm = rp->vm;
-	struct kvm_regs kr;
-	uint64_t r, lo, hi;
-	if (vm_regs(vm, &kr, &r)) {
-		snprintf(digest_msg, sizeof(digest_msg), "KVM_GET_REGS for the digest at exit %" PRIu64 ": %s",
-			 vm->stats.exits, strerror(errno));
+	struct vm_digests d;
+	char why[200];
+	if (vm_digests(vm, &d, why, sizeof(why))) {
+		snprintf(digest_msg, sizeof(digest_msg), "the digests at exit %" PRIu64 ": %s", vm->stats.exits, why);
 		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", digest_msg);
 		return false;
 	}
-	if (vm_mem_hash(vm, &lo, &hi)) {
-		snprintf(digest_msg, sizeof(digest_msg), "out of memory computing the memory digest at exit %" PRIu64,
-			 vm->stats.exits);
-		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "%s", digest_msg);
-		return false;
-	}
+	uint64_t r = d.regs, lo = d.mem_lo, hi = d.mem_hi;
 	if (r != regs)
 		snprintf(digest_msg, sizeof(digest_msg), "divergence at exit %" PRIu64 ": %s register digest %016"
 			 PRIx64 ", recorded %016" PRIx64, vm->stats.exits, where, r, regs);
@@ -367,19 +361,14 @@ int replayer_finish(struct replayer *rp, char *msg, size_t msglen)
 		return -1;
 	}
 	if (vm->stop == VM_STOP_REACHED) {
-		uint64_t lo, hi, rh;
-		struct kvm_regs regs;
-		if (vm_regs(vm, &regs, &rh)) {
-			snprintf(msg, msglen, "KVM_GET_REGS for the digests at exit %" PRIu64 ": %s", vm->stats.exits,
-				 strerror(errno));
-			return -1;
-		}
-		if (vm_mem_hash(vm, &lo, &hi)) {
-			snprintf(msg, msglen, "out of memory computing the memory digest at exit %" PRIu64, vm->stats.exits);
+		struct vm_digests d;
+		char why[200];
+		if (vm_digests(vm, &d, why, sizeof(why))) {
+			snprintf(msg, msglen, "the digests at exit %" PRIu64 ": %s", vm->stats.exits, why);
 			return -1;
 		}
 		snprintf(msg, msglen, "reached exit %" PRIu64 ": registers %016" PRIx64 ", memory %016" PRIx64 "%016" PRIx64,
-			 vm->stats.exits, rh, hi, lo);
+			 vm->stats.exits, d.regs, d.mem_hi, d.mem_lo);
 		return 0;
 	}
 	if (vm->stop == VM_STOP_TRACE_END && !rp->ended) {

@@ -528,6 +528,17 @@ int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi)
 	return mem_digest(&vm->mem, vm->mem_digest, lo, hi);
 }
 
+int vm_digests(struct vm *vm, struct vm_digests *d, char *err, size_t errlen)
+{
+	struct kvm_regs regs;
+	if (vm_regs(vm, &regs, &d->regs))
+		return fail(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
+	d->rip = regs.rip;
+	if (vm_mem_hash(vm, &d->mem_lo, &d->mem_hi))
+		return fail(err, errlen, "out of memory computing the memory digest");
+	return 0;
+}
+
 /*
  * The asynchronous phase: console input, expired timers, then interrupt
  * injection if the guest can take one now.  Returns true if an interrupt

@@ -195,6 +195,14 @@ bool vm_can_inject(const struct vm *vm);
 int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash);
 /* XXH3-128 of guest RAM, vm->mem_digest's digest; 0, or -1 (out of memory) */
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
+/* What a recording's DIGEST and END events carry, and what replay compares. */
+struct vm_digests {
+	uint64_t regs;          /* vm_regs()'s hash */
+	uint64_t mem_lo, mem_hi; /* vm_mem_hash() */
+	uint64_t rip;
+};
+/* Both digests; 0, or -1 with what failed in err (the caller says where). */
+int vm_digests(struct vm *vm, struct vm_digests *d, char *err, size_t errlen);
 
 /* Exit statuses of vm_exit_status() that other code compares against. */
 #define VM_STATUS_HALTED 8

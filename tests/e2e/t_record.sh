@@ -147,7 +147,7 @@ rm -rf "$R-noend"
 DETVM_TEST_FINAL_DIGEST_FAILS=1 "$DETVM" record -o "$R-noend" --kernel $G/hello.elf >"$TMP/ne.out" 2>"$TMP/ne.err" </dev/null; RC=$?
 OUT=/dev/null; ERR=$TMP/ne.err
 expect "record without its final digests fails, saying the trace ends without END" 2 "" \
-	"final digest: DETVM_TEST_FINAL_DIGEST_FAILS is set: the trace ends without END"
+	"the final digests: DETVM_TEST_FINAL_DIGEST_FAILS is set: the trace ends without END"
 nexits=$(sed -n 's/^detvm: \([0-9]*\) exits .*/\1/p' "$TMP/ne.err")
 "$DETVM" verify "$R-noend" >"$TMP/nev.out" 2>&1; RC=$?; OUT=$TMP/nev.out; ERR=$TMP/nev.out
 expect "verify without END: intact, cut short, every exit kept ($nexits)" 1 " $nexits events, $nexits exits," "intact but cut short"
