@@ -26,6 +26,13 @@ int run_opt_parse(struct run_opts *o, int argc, char **argv, int *i);
 int run_opts_check(const struct run_opts *o, const char *cmd);
 extern const char run_opts_help[];
 
+/*
+ * A whole decimal number for an option: digits only (no sign, spaces or
+ * suffix), in [min, max].  0; -1 if it is not such a number; -2 if it is
+ * out of range.  The caller prints the message, naming the option.
+ */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
 /* Open serial input/output per the options; -1 with a message. */
 int open_serial(const struct run_opts *o, int *in_fd, FILE **out);
 void install_stop_signals(void);

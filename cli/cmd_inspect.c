@@ -216,13 +216,8 @@ static const struct {
 
 static int parse_exit(const char *cmd, const char *opt, const char *s, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	if (*s >= '0' && *s <= '9') {
-		*out = strtoull(s, &end, 10);
-		if (!*end && !errno)
-			return 0;
-	}
+	if (cli_parse_u64(s, 0, UINT64_MAX, out) == 0)
+		return 0;
 	fprintf(stderr, "detvm inspect %s: %s %s: not an exit ordinal (a whole number >= 0)\n", cmd, opt, s);
 	return -1;
 }

@@ -42,19 +42,12 @@ static int live_console(void *ctx)
 /* A whole decimal number in [min, max] for option `opt`; -1 with a message. */
 static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	uint64_t v = strtoull(s, &end, 10);
-	if (!*s || *end || *s == '-' || errno == ERANGE) {
-		fprintf(stderr, "detvm record: %s %s: not a number\n", opt, s);
-		return -1;
-	}
-	if (v < min || v > max) {
+	int r = cli_parse_u64(s, min, max, out);
+	if (r == -1)
+		fprintf(stderr, "detvm record: %s %s: not a whole number\n", opt, s);
+	else if (r)
 		fprintf(stderr, "detvm record: %s %s: expected %" PRIu64 "..%" PRIu64 "\n", opt, s, min, max);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return r ? -1 : 0;
 }
 
 int cmd_record(int argc, char **argv)

@@ -31,16 +31,6 @@ static const char replay_help[] =
 
 static struct replay_session sess;
 
-static int parse_exit(const char *s, uint64_t *out)
-{
-	char *end;
-	if (!*s || *s == '-')
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return *end || errno ? -1 : 0;
-}
-
 /* How the forced exits were reached: the cost of replaying them. */
 static void print_landmark_stats(const struct replay_session *s)
 {
@@ -71,7 +61,7 @@ int cmd_replay(int argc, char **argv)
 		} else if (strcmp(a, "--serial-out") == 0 && i + 1 < argc) {
 			serial_out = argv[++i];
 		} else if (strcmp(a, "--to") == 0 && i + 1 < argc) {
-			if (parse_exit(argv[++i], &to)) {
+			if (cli_parse_u64(argv[++i], 0, UINT64_MAX, &to)) {
 				fprintf(stderr, "detvm replay: --to %s: not an exit ordinal (a whole number >= 0)\n", argv[i]);
 				return 2;
 			}

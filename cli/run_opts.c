@@ -1,10 +1,12 @@
 /* run_opts.c - options shared by `detvm run` and `detvm record`. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -155,4 +157,20 @@ void print_summary(FILE *f, const struct vm *vm)
 		s->exits, s->by_kind[VMX_IO], s->by_kind[VMX_MMIO], s->by_kind[VMX_HLT], s->by_kind[VMX_MSR],
 		s->injections, s->seconds, s->seconds > 0 ? (double)s->exits / s->seconds : 0.0,
 		vm_exit_status(vm));
+}
+
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	/* strtoull alone would take " 5", "+5" and "-5" (as 2^64 - 5). */
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end)
+		return -1;
+	if (errno == ERANGE || v < min || v > max)
+		return -2;
+	*out = v;
+	return 0;
 }

@@ -88,6 +88,18 @@ fi
 if [ $prc -eq 0 ] && cmp -s "$TMP/nopc.out" "$TMP/nopc-r.out"; then ok "recording without a progress counter replays exactly"
 else bad "recording without a progress counter replays exactly" "status $prc: $(grep replay: "$TMP/nopc-r.err" | head -1)"; fi
 
+# --- numbers on the command line: digits only, within range ------------------
+for bad in "--frame-bytes +300:not a whole number" "--frame-bytes 100:expected 256..8388608" \
+	   "--landmark-bound -1:not a whole number" "--checkpoint-ms 5ms:not a whole number" \
+	   "--digest-interval 99999999999999999999:expected 0..18446744073709551615"; do
+	"$DETVM" record -o "$R-badnum" ${bad%%:*} --kernel $G/hello.elf >/dev/null 2>"$TMP/bn.err"; RC=$?
+	OUT=/dev/null; ERR=$TMP/bn.err
+	expect "record ${bad%%:*} is refused" 2 "" "record: ${bad%%:*}: ${bad#*:}"
+done
+[ -e "$R-badnum" ] && bad "a refused record option creates no recording" "$R-badnum exists" || ok "a refused record option creates no recording"
+"$DETVM" replay "$R-hello" --to " 5" >/dev/null 2>"$TMP/bn.err"; RC=$?; OUT=/dev/null; ERR=$TMP/bn.err
+expect "replay --to ' 5' is refused" 2 "" "not an exit ordinal"
+
 # --- never overwrite a recording without --force -----------------------------
 "$DETVM" record -o "$R-hello" --kernel $G/hello.elf >/dev/null 2>"$TMP/ow.err"; RC=$?
 OUT=/dev/null; ERR=$TMP/ow.err
