@@ -44,6 +44,7 @@ rr_guest triple
 rr_guest spin --frame-bytes 512
 rr_guest memloop
 rr_guest echo --serial-in "$TMP/echo-in.txt"
+rr_guest dirty --append "dirty.rounds=5"
 
 # spin and memloop must have needed forced exits, reached exactly.
 for g in spin memloop; do
