@@ -15,6 +15,18 @@
 /* Single-step zones: how close the free run aims before stepping. */
 #define FAST_ZONE      32
 #define CAREFUL_ZONE   1000
+/*
+ * FAST, until the speed is learned: CAREFUL's aim, stepping only the last
+ * 128.  A round armed for rem * 200 ns overshoots only if its timer fires
+ * more than rem * 200 ns late (the guest needs >= 400 ns an instruction),
+ * 25 us here; short rounds measured on memloop were never more than about
+ * 4 us late.  Stepping CAREFUL's last 1000 instead cost the first 2-4
+ * forced exits of every replay 9 ms each, and where forced exits are fewer
+ * than 1000 instructions apart no round was ever timed, so nothing was
+ * learned and everything was stepped: memloop recordings with 355 forced
+ * exits replayed in 2.2 s (213,000 single steps) instead of 0.46 s.
+ */
+#define LEARN_ZONE     128
 /* CAREFUL's speed: half of the remaining time at 400 ns an instruction,
  * the fastest guest speed measured on the insn_emulation hosts. */
 #define CAREFUL_NS_PER_INSN 200
@@ -48,12 +60,15 @@
  * follow a + b * ns (a about -14, b about 0.8 an us) and never ran more
  * than 3 beyond the fit's median, while they often ran 10-30 fewer (a
  * slow entry); long rounds vary with the guest's speed by +-5%.  So a
- * short round aims to leave a margin: 8, plus twice the largest excess
- * of the last 64 short rounds over their prediction, plus 8 for every
- * overshoot so far.
+ * short round aims to leave a margin: 6, plus the largest excess of the
+ * last 64 short rounds over the current fit, plus 8 for every overshoot so
+ * far, plus 1/32 of the way.  Only rounds armed for up to 400 us (the
+ * short rounds' range) make the fit: with rounds up to 2 ms in it, memloop
+ * got a line 40 instructions too high for short rounds (a = +41, b = 0.61
+ * against a = -13, b = 0.81), whose aim was then too short to run at all.
  */
 #define SHORT_REM          256
-#define FIT_MAX_NS         2000000  /* longer rounds stay out of the fit */
+#define FIT_MAX_NS         400000   /* longer rounds stay out of the fit */
 #define FIT_DECAY          0.97     /* the fit's memory, per round */
 #define FIT_MIN_ROUNDS     16
 #define FIT_SLOW_MIN       8        /* a round this many + FIT_SLOW_FRAC short */
@@ -115,13 +130,24 @@ static bool fit_ready(const struct landmark_ctl *c, double *a, double *b)
 	return *b > 0 && isfinite(*a);
 }
 
+/*
+ * The margin a short round leaves: how far the recent short rounds ran
+ * beyond what the fit predicts for them now.  Measured against the current
+ * fit, not the one each round was aimed with: the first fits, from few
+ * rounds, are poor (memloop: a slope of 0.6 instruction a us before it
+ * settles at 0.8), and their errors kept the margin at 30-60 instructions,
+ * all single-stepped, for the next 64 forced exits.
+ */
 static uint64_t short_margin(const struct landmark_ctl *c)
 {
-	int32_t worst = 0;
-	for (unsigned i = 0; i < c->nresid; i++)
-		if (c->resid[i] > worst)
-			worst = c->resid[i];
-	uint64_t m = MARGIN_MIN + (uint64_t)worst + c->margin_extra;
+	double a, b, worst = 0;
+	if (fit_ready(c, &a, &b))
+		for (unsigned i = 0; i < c->nrecent; i++) {
+			double r = c->recent[i].ran - (a + b * c->recent[i].us);
+			if (r > worst)
+				worst = r;
+		}
+	uint64_t m = MARGIN_MIN + (worst < MARGIN_MAX ? (uint64_t)ceil(worst) : MARGIN_MAX) + c->margin_extra;
 	return m > MARGIN_MAX ? MARGIN_MAX : m;
 }
 
@@ -135,10 +161,11 @@ static void learn_round(struct landmark_ctl *c, uint64_t ns, uint64_t ran, bool 
 	if (fit_ready(c, &a, &b)) {
 		double pred = a + b * x, r = y - pred;
 		if (short_round) {
-			c->resid[c->iresid] = r > 1e6 ? 1000000 : r < -1e6 ? -1000000 : (int32_t)lround(r);
-			c->iresid = (c->iresid + 1) % LANDMARK_RESID_N;
-			if (c->nresid < LANDMARK_RESID_N)
-				c->nresid++;
+			c->recent[c->irecent].us = (float)x;
+			c->recent[c->irecent].ran = (float)y;
+			c->irecent = (c->irecent + 1) % LANDMARK_RESID_N;
+			if (c->nrecent < LANDMARK_RESID_N)
+				c->nrecent++;
 		}
 		/*
 		 * A round that ran far fewer than predicted was slowed down
@@ -202,7 +229,7 @@ static uint64_t free_run_ns(const struct landmark_ctl *c, enum landmark_care car
 		if (rem <= FAST_ZONE)
 			return 0;
 		if (c->learned < LEARN_ROUNDS)
-			return rem <= CAREFUL_ZONE ? 0 : rem * CAREFUL_NS_PER_INSN;
+			return rem <= LEARN_ZONE ? 0 : rem * CAREFUL_NS_PER_INSN;
 		uint64_t ns;
 		if (!local_ps)
 			ns = (c->learned < TRUST_ROUNDS ? rem / 2 : rem - rem / 8 - FAST_ZONE / 2) * c->ps_per_insn / 1000;

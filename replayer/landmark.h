@@ -21,7 +21,9 @@
  * replay_session_run) and approaching this landmark again with more care:
  *   LANDMARK_FAST     aim at the learned speed, then, within 256
  *                     instructions, with a learned model of short rounds
- *                     that leaves a learned margin; step the rest
+ *                     that leaves a learned margin; step the rest (until
+ *                     the speed is learned: CAREFUL's aim, stepping the
+ *                     last 128)
  *   LANDMARK_CAREFUL  aim at half the remaining time at the fastest speed
  *                     ever measured here (400 ns an instruction), step the
  *                     last <= 1000 (a timer would have to fire milliseconds
@@ -54,15 +56,15 @@ struct landmark_ctl {
 	uint64_t ps_per_insn;    /* fastest guest speed measured, picoseconds an instruction; 0: none yet */
 	uint64_t learned;        /* rounds it was learned from */
 	/*
-	 * Short rounds (landmark.c, short_round_ns): instructions run as a
+	 * Short rounds (landmark.c, free_run_ns): instructions run as a
 	 * straight line in the armed time, ran = a + b * ns, fitted by least
-	 * squares with weights that decay by round; and how far recent rounds
-	 * ran beyond what the fit predicted, for the safety margin.
+	 * squares with weights that decay by round; and the recent short
+	 * rounds, whose largest excess over the fit is the safety margin.
 	 */
 	double sw, sx, sy, sxx, sxy;
 	uint64_t fitted;                     /* rounds in the fit */
-	int32_t resid[LANDMARK_RESID_N];     /* ran - predicted, recent short rounds */
-	unsigned nresid, iresid;
+	struct { float us, ran; } recent[LANDMARK_RESID_N]; /* recent short rounds: armed, ran */
+	unsigned nrecent, irecent;
 	uint64_t margin_extra;               /* added after each overshoot of a short round */
 	unsigned slow_rounds;                /* slowed-down rounds in a row, kept out of the fit */
 	uint64_t reached;        /* landmarks reached */
