@@ -50,7 +50,33 @@ rr_guest dirty --append "dirty.rounds=5"
 for g in spin memloop; do
 	n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/$g.rep1.err")
 	[ "${n:-0}" -gt 0 ] && ok "$g replay reached $n forced exits exactly" || bad "$g replay reached forced exits" "$(tail -1 "$TMP/$g.rep1.err")"
+	# Reaching them is mostly free running: a few timed rounds and tens of
+	# single steps each, never hundreds (stepping everything from 1000
+	# instructions out made some memloop replays five times slower).
+	for i in 1 2 3; do
+		st=$(sed -n 's/.*forced exits reached in .* timed runs, \([0-9]*\) single steps.*/\1/p' "$TMP/$g.rep$i.err")
+		n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/$g.rep$i.err")
+		if [ -n "$st" ] && [ "${n:-0}" -gt 0 ] && [ "$st" -lt $((n * 200)) ]; then
+			ok "$g replay #$i: $st single steps for $n forced exits (< 200 each)"
+		else
+			bad "$g replay #$i: under 200 single steps a forced exit" "$st steps, $n forced exits"
+		fi
+	done
 done
+# memloop.k=1: almost only its 1 kHz phase, whose forced exits are about 800
+# instructions apart.  Replay once stepped all of those until it had timed
+# 8 rounds, which it then never did: 206,000 single steps for 324 exits.
+rm -rf "$R-mlk"
+"$DETVM" record -o "$R-mlk" --kernel $G/memloop.elf --append "memloop.k=1" >"$TMP/mlk.out" 2>"$TMP/mlk.err" </dev/null
+"$DETVM" replay "$R-mlk" >"$TMP/mlk-r.out" 2>"$TMP/mlk-r.err"; prc=$?
+st=$(sed -n 's/.*forced exits reached in .* timed runs, \([0-9]*\) single steps.*/\1/p' "$TMP/mlk-r.err")
+n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/mlk-r.err")
+if [ $prc -eq 0 ] && cmp -s "$TMP/mlk.out" "$TMP/mlk-r.out" && [ -n "$st" ] && [ "${n:-0}" -gt 0 ] &&
+   [ "$st" -lt $((n * 200)) ]; then
+	ok "memloop.k=1 (forced exits ~800 instructions apart): exact, $st single steps for $n forced exits"
+else
+	bad "memloop.k=1: exact replay, under 200 single steps a forced exit" "status $prc, $st steps, $n forced exits"
+fi
 # The disk image is untouched by recording (writes stay in the overlay).
 grep -q "detvm-disk-pattern" "$TMP/rr-disk.img" && bad "recording leaves the disk image unchanged" || ok "recording leaves the disk image unchanged"
 
