@@ -28,11 +28,14 @@
 #define TRACE_PACKED_RAW_LEN	4
 /*
  * Written once per recording and a few KiB.  Measured on a recorder's
- * header (3.4 KiB of fields): level 12 packs it to 650 bytes in about
- * 0.2 ms; level 19 to 632 but takes 1.6 ms, 4% of recording a 40 ms guest;
- * level 3 to 694.  Readers never depend on the level.
+ * header (3.4 KiB of fields): level 19 packs it to 632 bytes but takes
+ * 1.6 ms, 4% of recording a 40 ms guest; level 12 to 650 in 0.35 ms (the
+ * whole header encode, timed in `record`); level 6 to 692 in 0.13 ms;
+ * level 3 to 697 in 0.08 ms.  Level 3: 47 bytes once per recording are
+ * worth less than 0.27 ms of every recording (1.3% of a 20 ms guest).
+ * Readers never depend on the level.
  */
-#define TRACE_PACKED_ZSTD_LEVEL	12
+#define TRACE_PACKED_ZSTD_LEVEL	3
 
 /* ---- frames (SPEC.md "Frames") ---- */
 #define TRACE_FRAME_MAGIC	"DTFR"
