@@ -169,6 +169,18 @@ cp "$TMP/rr-disk.img" "$TMP/other.img"; printf 'x' | dd of="$TMP/other.img" bs=1
 "$DETVM" replay "$R-disk" --disk "$TMP/other.img" >/dev/null 2>"$TMP/od.err"; RC=$?; OUT=/dev/null; ERR=$TMP/od.err
 expect "replay refuses another disk image" 2 "" "is not the one recorded"
 
+# --- Ctrl-C ends a recording properly: END, verified, replayed exactly -------
+rm -rf "$R-int"
+"$DETVM" record -o "$R-int" --kernel $G/ticks.elf --append "ticks=100000" >"$TMP/int.out" 2>"$TMP/int.err" </dev/null &
+ipid=$!; sleep 1.5; kill -INT $ipid; wait $ipid; RC=$?; OUT=/dev/null; ERR=$TMP/int.err
+expect "record stopped by SIGINT: status 130, the recording written" 130 "" "recorded $R-int"
+"$DETVM" verify "$R-int" >"$TMP/intv.out" 2>&1; RC=$?; OUT=$TMP/intv.out; ERR=$TMP/intv.out
+expect "verify after SIGINT: intact and complete" 0 "intact and complete"
+"$DETVM" replay "$R-int" >"$TMP/int-r.out" 2>"$TMP/int-r.err"; RC=$?; OUT=/dev/null; ERR=$TMP/int-r.err
+expect "replay after SIGINT matches, recorded status 130" 0 "" "replay matches the recording: .* recorded status 130"
+if [ -s "$TMP/int.out" ] && cmp -s "$TMP/int.out" "$TMP/int-r.out"; then ok "replay after SIGINT: the same serial output"
+else bad "replay after SIGINT: the same serial output" "$(wc -c <"$TMP/int.out") vs $(wc -c <"$TMP/int-r.out") bytes"; fi
+
 # --- kill -9 of the recorder leaves a readable prefix ------------------------
 rm -rf "$R-killed"
 "$DETVM" record -o "$R-killed" --kernel $G/ticks.elf --append "ticks=100000" >/dev/null 2>&1 </dev/null &
