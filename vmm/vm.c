@@ -206,7 +206,24 @@ static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t li
 	return 0;
 }
 
-static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen);
+/* Use `kind` as the progress counter; PROGRESS_PMU_BRANCHES opens the
+ * counter for the calling thread.  0, or -1 with a message. */
+static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen)
+{
+	char e2[400];
+
+	if (vm->progress_kind == PROGRESS_PMU_BRANCHES && vm->progress_fd >= 0)
+		close(vm->progress_fd);
+	vm->progress_fd = -1;
+	vm->progress_kind = PROGRESS_NONE;
+	if (kind == PROGRESS_PMU_BRANCHES) {
+		vm->progress_fd = progress_pmu_open(e2, sizeof(e2));
+		if (vm->progress_fd < 0)
+			return fail(err, errlen, "the PMU progress counter: %s", e2);
+	}
+	vm->progress_kind = kind;
+	return 0;
+}
 
 /* The KVM VM with guest RAM, and its vCPU with CPUID and MSR filter. */
 static int open_kvm(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
@@ -315,25 +332,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	if (progress != PROGRESS_PMU_BRANCHES && kvm_read_insn_emulation(&vm->kvm, &raw) == 0)
 		vm->progress_offset = -(int64_t)raw;
 	return set_progress(vm, progress, err, errlen);
-}
-
-/* Use `kind` as the progress counter; PROGRESS_PMU_BRANCHES opens the
- * counter for the calling thread.  0, or -1 with a message. */
-static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_t errlen)
-{
-	char e2[400];
-
-	if (vm->progress_kind == PROGRESS_PMU_BRANCHES && vm->progress_fd >= 0)
-		close(vm->progress_fd);
-	vm->progress_fd = -1;
-	vm->progress_kind = PROGRESS_NONE;
-	if (kind == PROGRESS_PMU_BRANCHES) {
-		vm->progress_fd = progress_pmu_open(e2, sizeof(e2));
-		if (vm->progress_fd < 0)
-			return fail(err, errlen, "the PMU progress counter: %s", e2);
-	}
-	vm->progress_kind = kind;
-	return 0;
 }
 
 void vm_destroy(struct vm *vm)
