@@ -35,6 +35,14 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Open serial input/output per the options; -1 with a message. */
 int open_serial(const struct run_opts *o, int *in_fd, FILE **out);
+/*
+ * Finish the guest's console output `f` (--serial-out NAME, NULL: stdout):
+ * flush it, and close it unless it is stdout.  0; -1 after printing
+ * "detvm CMD: writing the guest's serial output to NAME failed" if this or
+ * any earlier write failed (write_errno: why, if known; 0 if not).  The
+ * exit status is the caller's to decide.
+ */
+int close_serial_out(FILE *f, const char *name, const char *cmd, int write_errno);
 void install_stop_signals(void);
 void print_summary(FILE *f, const struct vm *vm);
 

@@ -237,8 +237,7 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "detvm record: %s\n", err);
 		status = 2;
 	}
-	if (serial != stdout)
-		fclose(serial);
+	close_serial_out(serial, o.serial_out, "record", vm.serial_out_errno);
 	if (in_fd > STDIN_FILENO)
 		close(in_fd);
 	return status;

@@ -27,7 +27,8 @@ static const char replay_help[] =
 	"Exit status: 0 the replay reproduced the recording (or reached --to EXIT);\n"
 	"3 the recording was cut short and its whole prefix replayed; 10 divergence\n"
 	"(the message says at which exit, what was expected and what happened);\n"
-	"2 error (bad recording, files, EXIT past the end of the recording).\n";
+	"2 error (bad recording, files, console output that could not be written,\n"
+	"EXIT past the end of the recording).\n";
 
 static struct replay_session sess;
 
@@ -149,8 +150,11 @@ int cmd_replay(int argc, char **argv)
 			sess.rp.digests_checked, sess.vm.stats.seconds);
 		print_landmark_stats(&sess);
 	}
+	int write_errno = sess.vm.serial_out_errno;
 	replay_session_close(&sess);
-	if (out && out != stdout)
-		fclose(out);
+	/* Reproducing the console output is part of the job: failing to write
+	 * it is an error (2), unless the replay itself already failed. */
+	if (out && close_serial_out(out, serial_out, "replay", write_errno) && status == 0)
+		status = 2;
 	return status;
 }

@@ -65,14 +65,10 @@ int cmd_run(int argc, char **argv)
 	vm.console_ctx = &live;
 	vm_run(&vm);
 	int status = vm_exit_status(&vm);
-	if (!vm.serial_out_ok)
-		fprintf(stderr, "detvm run: writing the guest's serial output failed (%s)\n",
-			o.serial_out ? o.serial_out : "stdout");
 	if (!o.quiet)
 		print_summary(stderr, &vm);
 	vm_destroy(&vm);
-	if (out != stdout)
-		fclose(out);
+	close_serial_out(out, o.serial_out, "run", vm.serial_out_errno);
 	if (in_fd > STDIN_FILENO)
 		close(in_fd);
 	return status;

@@ -130,6 +130,27 @@ int open_serial(const struct run_opts *o, int *in_fd, FILE **out)
 	return 0;
 }
 
+int close_serial_out(FILE *f, const char *name, const char *cmd, int write_errno)
+{
+	/* A failed fputc left the stream's error flag set; fflush and fclose
+	 * report the rest (a full disk may show only when the buffer goes). */
+	bool failed = ferror(f) != 0;
+	int e = failed ? write_errno : 0;
+	if (fflush(f) == EOF) {
+		failed = true;
+		e = errno;
+	}
+	if (f != stdout && fclose(f) == EOF) {
+		failed = true;
+		e = e ? e : errno;
+	}
+	if (!failed)
+		return 0;
+	fprintf(stderr, "detvm %s: writing the guest's serial output to %s failed%s%s\n", cmd,
+		name && strcmp(name, "-") ? name : "stdout", e ? ": " : "", e ? strerror(e) : "");
+	return -1;
+}
+
 static void on_stop_signal(int signo)
 {
 	vm_request_stop(signo);

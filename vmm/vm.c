@@ -157,8 +157,10 @@ static void serial_tx(void *ctx, uint8_t byte)
 		return;
 	if (vm->hooks.serial_byte)
 		vm->hooks.serial_byte(vm->hooks.ctx, vm, byte);
-	if (vm->serial_out && vm->serial_out_ok && fputc(byte, vm->serial_out) == EOF)
+	if (vm->serial_out && vm->serial_out_ok && fputc(byte, vm->serial_out) == EOF) {
 		vm->serial_out_ok = false;
+		vm->serial_out_errno = errno;
+	}
 }
 
 static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t limit,
@@ -811,8 +813,10 @@ int vm_run(struct vm *vm)
 	}
 	host_timer_set(vm, false, 0);
 	vm->stats.seconds = (double)(nd_host_mono_ns() - t0) / 1e9;
-	if (vm->serial_out && fflush(vm->serial_out) == EOF)
+	if (vm->serial_out && vm->serial_out_ok && fflush(vm->serial_out) == EOF) {
 		vm->serial_out_ok = false;
+		vm->serial_out_errno = errno;
+	}
 	current_run = NULL;
 	return 0;
 }

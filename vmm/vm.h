@@ -125,7 +125,8 @@ struct vm {
 	struct blockdev *bd;
 	struct boot_cpu boot;
 	FILE *serial_out;
-	bool serial_out_ok;
+	bool serial_out_ok;      /* false after a failed write: no more are tried */
+	int serial_out_errno;    /* why the first write failed */
 	bool host_timer;         /* arm a host timer for vtimer deadlines (live/record) */
 	uint64_t kick_bound_ns;  /* while console input may come, kick at least this often */
 	bool defer_async;        /* record without a progress counter: async work only at sync exits */

@@ -169,6 +169,24 @@ cp "$TMP/rr-disk.img" "$TMP/other.img"; printf 'x' | dd of="$TMP/other.img" bs=1
 "$DETVM" replay "$R-disk" --disk "$TMP/other.img" >/dev/null 2>"$TMP/od.err"; RC=$?; OUT=/dev/null; ERR=$TMP/od.err
 expect "replay refuses another disk image" 2 "" "is not the one recorded"
 
+# --- the console output cannot be written (/dev/full): said, for each command --
+# run and record keep the guest's status (the recording is complete);
+# replay, whose job includes the output, fails with 2.
+"$DETVM" run --kernel $G/hello.elf --serial-out /dev/full >/dev/null 2>"$TMP/full-o.err" </dev/null; RC=$?
+OUT=/dev/null; ERR=$TMP/full-o.err
+expect "run --serial-out /dev/full: said, guest status kept" 1 "" \
+	"run: writing the guest's serial output to /dev/full failed: No space left on device"
+rm -rf "$R-fo"
+"$DETVM" record -o "$R-fo" --kernel $G/hello.elf --serial-out /dev/full >/dev/null 2>"$TMP/full-o.err" </dev/null; RC=$?
+expect "record --serial-out /dev/full: said, guest status kept" 1 "" \
+	"record: writing the guest's serial output to /dev/full failed: No space left on device"
+"$DETVM" verify "$R-fo" >"$TMP/fov.out" 2>&1; RC=$?; OUT=$TMP/fov.out; ERR=$TMP/fov.out
+expect "record --serial-out /dev/full: the recording is complete" 0 "intact and complete"
+"$DETVM" replay "$R-fo" --serial-out /dev/full >/dev/null 2>"$TMP/full-o.err" </dev/null; RC=$?
+OUT=/dev/null; ERR=$TMP/full-o.err
+expect "replay --serial-out /dev/full: an error" 2 "" \
+	"replay: writing the guest's serial output to /dev/full failed: No space left on device"
+
 # --- Ctrl-C ends a recording properly: END, verified, replayed exactly -------
 rm -rf "$R-int"
 "$DETVM" record -o "$R-int" --kernel $G/ticks.elf --append "ticks=100000" >"$TMP/int.out" 2>"$TMP/int.err" </dev/null &
