@@ -148,6 +148,8 @@ int close_serial_out(FILE *f, const char *name, const char *cmd, int write_errno
 		return 0;
 	fprintf(stderr, "detvm %s: writing the guest's serial output to %s failed%s%s\n", cmd,
 		name && strcmp(name, "-") ? name : "stdout", e ? ": " : "", e ? strerror(e) : "");
+	if (f == stdout)
+		clearerr(stdout); /* reported: main's final check must not again */
 	return -1;
 }
 

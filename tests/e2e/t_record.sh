@@ -138,6 +138,8 @@ expect "record --force overwrites" 1 "" "recorded"
 # --- verify and tampering ----------------------------------------------------
 "$DETVM" verify "$R-spin" >"$TMP/v.out" 2>&1; RC=$?; OUT=$TMP/v.out; ERR=$TMP/v.out
 expect "verify an intact recording" 0 "intact and complete"
+"$DETVM" verify "$R-spin" >/dev/full 2>"$TMP/vfull.err"; RC=$?; OUT=/dev/null; ERR=$TMP/vfull.err
+expect "verify whose report cannot be written fails" 2 "" "verify: writing to stdout failed: No space left on device"
 nframes=$(python3 $TT frames "$R-spin/trace" | wc -l)
 [ "$nframes" -ge 3 ] && ok "spin recording has $nframes frames" || bad "spin recording has several frames" "$nframes"
 
