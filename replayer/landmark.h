@@ -10,9 +10,17 @@
  * How (measured on these hosts, see docs/design.md "Record and replay"):
  * let the guest run freely under a one-shot host timer aimed at a point a
  * little before the target, read the counter when the timer stops it, and
- * repeat; single-step the last few instructions.  Single-stepping over IRETQ
- * also executes the next instruction, so a last step onto an IRETQ is done
- * with a hardware breakpoint on the recorded RIP instead.
+ * repeat; single-step the last few instructions.  Two moves run to a
+ * hardware breakpoint on the recorded RIP (with a timer as a backstop)
+ * instead of stepping: the last one when it is an IRETQ (stepping over IRETQ
+ * also executes the next instruction), and any while an interrupt or
+ * exception is queued for delivery at the next entry (a step's trap flag
+ * would be pushed into the guest's frame; see event_queued()).  A stepped
+ * PUSHF stores the guest's own flags on these hosts (the flags guest: forced
+ * exits between its PUSHF and POPF replay exactly); a hardware CPU would
+ * store the trap flag, as it would for an instruction that faults while
+ * stepped.  Neither is handled, nor testable here: such a replay would
+ * report a divergence, not pass silently.
  *
  * There is no stepping back.  The free-running phase aims with a guest speed
  * learned from the counter itself, so a timer that fires late, or a guest
