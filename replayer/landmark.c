@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 
 #include "vmm/nd_live.h"
+#include "vmm/vcpu_state.h"
 
 /* Single-step zones: how close the free run aims before stepping. */
 #define FAST_ZONE      32
@@ -329,6 +330,18 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	uint64_t local_ps = 0;   /* speed measured on the way to this landmark */
 	bool fault = test_fault(c, care);
 
+	/*
+	 * The forced exit can come right after the last exit's instruction
+	 * was completed and before any other ran: the recorder's vCPU was
+	 * kicked on the very KVM_RUN that finished an IN (seen under load:
+	 * "forced exit reached at RIP 0x100435, recorded RIP 0x100436", the
+	 * IN and the instruction after it).  Finish it here the same way,
+	 * without running the guest; the counter does not count that.
+	 */
+	if (vcpu_complete_pending(&vm->kvm, err, errlen)) {
+		rc = LANDMARK_ERROR;
+		goto out;
+	}
 	if (!slack_set) {
 		/* The default 50 us of timer slack is some 60 instructions of
 		 * lateness; ask for none.  Failure only costs precision. */
@@ -414,6 +427,13 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		uint64_t t1 = nd_host_mono_ns();
 		run->immediate_exit = 0;
 		bp_ran = backstop != 0;
+		/* The breakpoint usually stops the run first: its timer must
+		 * not kick a later one. */
+		if (bp_ran && vm_disarm_kick(vm)) {
+			snprintf(err, errlen, "cannot disarm the host timer after reaching a breakpoint");
+			rc = LANDMARK_ERROR;
+			goto out;
+		}
 		if (ns) {
 			free_ran = true;
 			c->runs++;

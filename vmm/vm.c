@@ -148,6 +148,20 @@ int vm_arm_kick(struct vm *vm, uint64_t ns)
 	return 0;
 }
 
+int vm_disarm_kick(struct vm *vm)
+{
+	struct itimerspec its;
+	if (!vm->timer_created)
+		return 0;
+	memset(&its, 0, sizeof(its));
+	if (timer_settime(vm->timer, 0, &its, NULL) < 0) {
+		fprintf(stderr, "detvm: timer_settime (disarming): %s\n", strerror(errno));
+		return -1;
+	}
+	vm->timer_armed = false;
+	return 0;
+}
+
 /* ---- creation ---------------------------------------------------------- */
 
 static void serial_tx(void *ctx, uint8_t byte)

@@ -184,6 +184,9 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 int vm_progress(const struct vm *vm, uint64_t *value);
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);
+/* Disarm it (a run that ended before its timer); a kick already delivered
+ * makes the next KVM_RUN return at once, which callers retry. */
+int vm_disarm_kick(struct vm *vm);
 
 /* Stop the run (from a hook); the first stop wins. */
 void vm_set_stop(struct vm *vm, enum vm_stop s, const char *fmt, ...)
