@@ -196,7 +196,14 @@ static bool hook_replay_async(void *ctx, struct vm *vm, bool sync)
 			take(rp);
 			vm->stats.exits++;
 			vm->stats.by_kind[VMX_LANDMARK]++;
-			injected = false;
+			/*
+			 * `injected` stays as it was: a halted guest that was
+			 * woken here (an IRQ before this forced exit) is not
+			 * halted any more.  Clearing it made a forced exit
+			 * right after a wake-up, delivering nothing, read as
+			 * "the guest halted, but the recording has no wake-up
+			 * here" (ticks recorded with delays, exit 499).
+			 */
 			break;
 		}
 		case TRACE_EV_CONSOLE_IN:

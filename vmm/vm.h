@@ -94,7 +94,8 @@ struct vm_hooks {
 	/*
 	 * Replay: replaces the asynchronous phase.  Called after each exit
 	 * (sync: true) and after asynchronous exits; applies what the trace
-	 * says happened there.  Returns true if it injected an interrupt.
+	 * says happened there, forced exits that follow included.  Returns
+	 * true if it injected an interrupt (which wakes a halted guest).
 	 */
 	bool (*replay_async)(void *ctx, struct vm *vm, bool sync);
 	/*

@@ -81,6 +81,22 @@ fi
 # The disk image is untouched by recording (writes stay in the overlay).
 grep -q "detvm-disk-pattern" "$TMP/rr-disk.img" && bad "recording leaves the disk image unchanged" || ok "recording leaves the disk image unchanged"
 
+# --- a forced exit right after a halted guest was woken ---------------------
+# ticks with delays (up to 25 ms) longer than its timers' 10 ms period: the
+# next timer is due as soon as the woken guest runs, and its forced exit
+# comes within the interrupt handler, delivering nothing.  The replay read
+# that as a halted guest with nothing to wake it (3 of 3 such recordings).
+rm -rf "$R-tkp"
+DETVM_PERTURB_US=25000 "$DETVM" record -o "$R-tkp" --kernel $G/ticks.elf --append "ticks=10" \
+	>"$TMP/tkp.out" 2>"$TMP/tkp.err" </dev/null
+"$DETVM" replay "$R-tkp" >"$TMP/tkp-r.out" 2>"$TMP/tkp-r.err"; prc=$?
+nl=$(sed -n 's/.* \([0-9]*\) landmarks,.*/\1/p' "$TMP/tkp.err")
+if [ $prc -eq 0 ] && cmp -s "$TMP/tkp.out" "$TMP/tkp-r.out" && [ "${nl:-0}" -gt 0 ]; then
+	ok "ticks with delays ($nl forced exits after wake-ups) replays exactly"
+else
+	bad "ticks with delays replays exactly" "status $prc, ${nl:-?} landmarks: $(grep replay: "$TMP/tkp-r.err" | head -1)"
+fi
+
 # --- timing perturbation: load on the other core, random delays -------------
 ( end=$(( $(date +%s) + 20 )); while [ "$(date +%s)" -lt $end ]; do :; done ) &
 loadpid=$!
