@@ -15,7 +15,7 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e demo clean guests bench
+.PHONY: all deps test unit e2e demo clean guests bench soak
 all: $(BUILD)/detvm guests $(UNIT_BINS)
 
 deps:
@@ -54,6 +54,10 @@ demo: deps
 
 bench: all
 	@bench/run.sh
+
+# Minutes: every guest recorded under bad host timing, replayed (not in test).
+soak: all
+	@tests/soak/soak.sh
 
 clean:
 	rm -rf $(BUILD)
