@@ -424,6 +424,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		}
 		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
+		int run_errno = errno; /* the calls below may change errno */
 		uint64_t t1 = nd_host_mono_ns();
 		run->immediate_exit = 0;
 		bp_ran = backstop != 0;
@@ -464,7 +465,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		if (queued)
 			queued = event_queued(vm);
 		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
+			if (run_errno == EINTR || run_errno == EAGAIN) {
 				if (vm_stop_requested) {
 					snprintf(err, errlen, "interrupted while reaching a forced exit");
 					rc = LANDMARK_ERROR;
@@ -472,7 +473,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 				}
 				continue;
 			}
-			snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
+			snprintf(err, errlen, "KVM_RUN: %s", strerror(run_errno));
 			rc = LANDMARK_ERROR;
 			goto out;
 		}
