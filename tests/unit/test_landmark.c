@@ -151,7 +151,6 @@ static void test_forced_exit_after_in(void **st)
 	(void)st;
 	char err[512];
 	static struct vm vm;
-	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 	uint64_t target, after;
 
@@ -163,24 +162,11 @@ static void test_forced_exit_after_in(void **st)
 	static const uint8_t code[] = { 0xba, 0xfd, 0x03, 0xec, 0x90, 0xf4 };
 	memcpy(ram + CODE, code, sizeof(code));
 
-	memset(&vm, 0, sizeof(vm));
-	assert_int_equal(kvm_open(&vm.kvm, err, sizeof(err)), 0);
-	assert_int_equal(kvm_set_memory(&vm.kvm, 0, 0, RAM_SIZE, ram, false, err, sizeof(err)), 0);
-	assert_int_equal(kvm_create_vcpu(&vm.kvm, err, sizeof(err)), 0);
-	vm.progress_kind = PROGRESS_INSN_EMULATION;
-	vm.progress_fd = -1;
-	if (vm_progress(&vm, &target) != 0) {
-		kvm_close(&vm.kvm);
+	if (real_mode_vm(&vm, ram, CODE, 0x2)) {
 		munmap(ram, RAM_SIZE);
 		skip(); /* no insn_emulation statistic on this host */
 	}
-	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_GET_SREGS, &sregs), 0);
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
-	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_SET_SREGS, &sregs), 0);
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = CODE;
-	regs.rflags = 0x2;
+	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
 	regs.rax = 0x1234;
 	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_SET_REGS, &regs), 0);
 
