@@ -479,7 +479,7 @@ static int write_checkpoint(struct ckpt_db *db, const struct ckpt_capture *c)
 	bool full = c->full || id % CKPT_FULL_EVERY == 0;
 	uint64_t pages = 0, blocks = 0, bytes_new = 0;
 	sqlite3_stmt *st = db->st.ckpt;
-	char regs[17], sum[17];
+	char regs[17], sum[17], psum[CKPT_HASH_HEX], bsum[CKPT_HASH_HEX];
 	int rc;
 
 	if (write_map(db, &ram, id, c->full, full, c->npages, c->page_gfn, c->page_data,
@@ -489,6 +489,10 @@ static int write_checkpoint(struct ckpt_db *db, const struct ckpt_capture *c)
 		return -1;
 	snprintf(regs, sizeof(regs), "%016" PRIx64, c->regs_hash);
 	ckpt_blobs_checksum(c->vcpu, c->vcpu_len, c->devices, c->devices_len, sum);
+	/* The maps' sums, whatever rows this checkpoint wrote: a reader that
+	 * rebuilds the full maps from the rows must get these. */
+	ckpt_hash_hex(&db->ram.sum, psum);
+	ckpt_hash_hex(&db->disk.sum, bsum);
 	rc = sqlite3_bind_int64(st, 1, id);
 	rc = rc ?: ckpt_bind_u64(st, 2, c->exit);
 	rc = rc ?: ckpt_bind_u64(st, 3, c->event);
@@ -506,6 +510,8 @@ static int write_checkpoint(struct ckpt_db *db, const struct ckpt_capture *c)
 	rc = rc ?: sqlite3_bind_blob64(st, 14, c->devices ? (const void *)c->devices : "",
 				       c->devices_len, SQLITE_STATIC);
 	rc = rc ?: sqlite3_bind_text(st, 15, sum, -1, SQLITE_TRANSIENT);
+	rc = rc ?: sqlite3_bind_text(st, 16, psum, -1, SQLITE_TRANSIENT);
+	rc = rc ?: sqlite3_bind_text(st, 17, bsum, -1, SQLITE_TRANSIENT);
 	if (insert_row(db, st, rc, "inserting checkpoint %" PRId64 " (exit %" PRIu64 ")", id,
 		       c->exit))
 		return -1;
@@ -664,8 +670,8 @@ static int prepare_all(struct ckpt_db *db, char *err, size_t errlen)
 	       prepare(db, &s->ckpt,
 		       "INSERT INTO checkpoints(id, exit, event, progress, host_ns, guest_ns, "
 		       "regs_hash, pause_ns, full, pages, blocks, bytes_new, vcpu, devices, "
-		       "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-		       "?14, ?15)", err, errlen) ||
+		       "checksum, pages_sum, blocks_sum) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+		       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)", err, errlen) ||
 	       prepare(db, &s->page, "INSERT INTO pages(hash, codec, data) VALUES(?1, ?2, ?3)",
 		       err, errlen) ||
 	       prepare(db, &s->page_map,

@@ -40,7 +40,7 @@
 
 #define CKPT_DB_FILE		"checkpoints.db"
 #define CKPT_PAGE_SIZE		4096
-#define CKPT_SCHEMA_VERSION	1
+#define CKPT_SCHEMA_VERSION	2
 /* A full page map every this many checkpoints, so that restoring reads a
  * bounded number of incremental maps. */
 #define CKPT_FULL_EVERY		32
@@ -166,6 +166,10 @@ struct ckpt_info {
 	uint64_t pages;		/* RAM pages in this checkpoint's map (delta rows if !full) */
 	uint64_t blocks;	/* disk blocks likewise */
 	uint64_t bytes_new;	/* compressed bytes of pages first stored by it */
+	/* The sums of the machine's full page and block maps at this
+	 * checkpoint (docs/checkpoints.md, "Map sums"): ckpt_db_pages and
+	 * ckpt_db_blocks check the maps they rebuild against them. */
+	struct ckpt_hash pages_sum, blocks_sum;
 };
 
 struct ckpt_frame_row {

@@ -35,12 +35,27 @@ struct ckpt_map_ent {
 };
 #define CKPT_MAP_EMPTY		UINT64_MAX
 
-/* key -> hash, open addressing with linear probing (keys <= CKPT_KEY_MAX). */
+/*
+ * key -> hash, open addressing with linear probing (keys <= CKPT_KEY_MAX).
+ * `sum` is the map's sum (ckpt_sum_entry over its entries), kept up to
+ * date by set, del and clear.
+ */
 struct ckpt_map {
 	struct ckpt_map_ent *slot;
 	size_t cap;		/* power of two, or 0 before the first set */
 	size_t count;
+	struct ckpt_hash sum;
 };
+
+/*
+ * A map's sum: the XXH3-128 of each entry's 24 bytes (the key as 8 bytes
+ * little-endian, then the hash as stored, ckpt_hash_to_blob) added modulo
+ * 2^128, hi:lo.  It does not depend on the entries' order, so the writer
+ * keeps it as entries change and a reader recomputes it from the rows it
+ * merged: a map row lost, added, or with a changed key or hash, changes it.
+ * sign > 0 adds the entry, sign < 0 takes it out.
+ */
+void ckpt_sum_entry(struct ckpt_hash *sum, uint64_t key, const struct ckpt_hash *h, int sign);
 
 int ckpt_map_set(struct ckpt_map *m, uint64_t key, const struct ckpt_hash *h);
 void ckpt_map_del(struct ckpt_map *m, uint64_t key);

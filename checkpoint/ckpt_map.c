@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "checkpoint/ckpt_internal.h"
 
@@ -68,11 +69,48 @@ static int map_grow(struct ckpt_map *m)
 	return 0;
 }
 
+void ckpt_sum_entry(struct ckpt_hash *sum, uint64_t key, const struct ckpt_hash *h, int sign)
+{
+	uint8_t b[8 + CKPT_HASH_BLOB];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(key >> (8 * i));
+	ckpt_hash_to_blob(h, b + 8);
+	XXH128_hash_t t = XXH3_128bits(b, sizeof(b));
+	unsigned __int128 s = ((unsigned __int128)sum->hi << 64) | sum->lo;
+	unsigned __int128 v = ((unsigned __int128)t.high64 << 64) | t.low64;
+
+	s = sign > 0 ? s + v : s - v;
+	sum->lo = (uint64_t)s;
+	sum->hi = (uint64_t)(s >> 64);
+}
+
+/* The entry of key, or NULL. */
+static struct ckpt_map_ent *map_find(const struct ckpt_map *m, uint64_t key)
+{
+	size_t mask = m->cap - 1;
+
+	if (!m->cap)
+		return NULL;
+	for (size_t i = mix(key) & mask; m->slot[i].key != CKPT_MAP_EMPTY; i = (i + 1) & mask)
+		if (m->slot[i].key == key)
+			return &m->slot[i];
+	return NULL;
+}
+
 int ckpt_map_set(struct ckpt_map *m, uint64_t key, const struct ckpt_hash *h)
 {
-	if (4 * (m->count + 1) > 3 * m->cap && map_grow(m))
-		return -1;
-	map_put(m->slot, m->cap, key, h, &m->count);
+	struct ckpt_map_ent *e = map_find(m, key);
+
+	if (e) {
+		ckpt_sum_entry(&m->sum, key, &e->h, -1);
+		e->h = *h;
+	} else {
+		if (4 * (m->count + 1) > 3 * m->cap && map_grow(m))
+			return -1;
+		map_put(m->slot, m->cap, key, h, &m->count);
+	}
+	ckpt_sum_entry(&m->sum, key, h, 1);
 	return 0;
 }
 
@@ -86,6 +124,7 @@ void ckpt_map_del(struct ckpt_map *m, uint64_t key)
 	for (i = mix(key) & mask; m->slot[i].key != key; i = (i + 1) & mask)
 		if (m->slot[i].key == CKPT_MAP_EMPTY)
 			return;
+	ckpt_sum_entry(&m->sum, key, &m->slot[i].h, -1);
 	for (j = i;;) {
 		size_t home;
 
@@ -108,6 +147,7 @@ void ckpt_map_clear(struct ckpt_map *m)
 	for (size_t i = 0; i < m->cap; i++)
 		m->slot[i].key = CKPT_MAP_EMPTY;
 	m->count = 0;
+	m->sum = (struct ckpt_hash){ 0, 0 };
 }
 
 void ckpt_map_free(struct ckpt_map *m)

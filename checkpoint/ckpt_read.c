@@ -219,7 +219,23 @@ int ckpt_db_get_meta(struct ckpt_db *db, const char *key, char *out, size_t outl
 
 #define INFO_COLUMNS \
 	"id, exit, event, progress, host_ns, guest_ns, regs_hash, pause_ns, full, pages, " \
-	"blocks, bytes_new"
+	"blocks, bytes_new, pages_sum, blocks_sum"
+
+/* A map sum column (32 hex digits, as ckpt_hash_hex writes them). */
+static int read_sum(struct ckpt_db *db, sqlite3_stmt *st, int col, const char *name,
+		    int64_t id, struct ckpt_hash *out, char *err, size_t errlen)
+{
+	const char *hex = (const char *)sqlite3_column_text(st, col);
+	uint8_t b[CKPT_HASH_BLOB];
+
+	if (ckpt_unhex(hex, b, sizeof(b))) {
+		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 " is damaged: %s is %s", db->path,
+			  id, name, hex ? hex : "NULL");
+		return -1;
+	}
+	*out = ckpt_hash_from_blob(b);
+	return 0;
+}
 
 static int read_info(struct ckpt_db *db, sqlite3_stmt *st, struct ckpt_info *o, char *err,
 		     size_t errlen)
@@ -245,7 +261,8 @@ static int read_info(struct ckpt_db *db, sqlite3_stmt *st, struct ckpt_info *o, 
 			  db->path, o->id, regs ? regs : "NULL");
 		return -1;
 	}
-	return 0;
+	return read_sum(db, st, 12, "pages_sum", o->id, &o->pages_sum, err, errlen) ||
+	       read_sum(db, st, 13, "blocks_sum", o->id, &o->blocks_sum, err, errlen) ? -1 : 0;
 }
 
 /* Run a query for one checkpoint row: 0, 1 if there is none, -1 on error. */
@@ -394,27 +411,27 @@ out:
 struct read_kind {
 	const char *select;	/* rows of checkpoints ?1..?2, in checkpoint order */
 	const char *what;	/* "page for gfn", "disk block": for messages */
+	const char *map;	/* "page map", "block map": for messages */
 	bool zero_absent;	/* RAM: skip zero pages (see ckpt_db.c, struct map_kind) */
+	bool pages;		/* checked against pages_sum, else blocks_sum */
 };
 
 static const struct read_kind ram_kind = {
 	"SELECT checkpoint, gfn, hash FROM page_map WHERE checkpoint BETWEEN ?1 AND ?2 "
-	"ORDER BY checkpoint, gfn", "page for gfn", true,
+	"ORDER BY checkpoint, gfn", "page for gfn", "page map", true, true,
 };
 static const struct read_kind disk_kind = {
 	"SELECT checkpoint, block, hash FROM block_map WHERE checkpoint BETWEEN ?1 AND ?2 "
-	"ORDER BY checkpoint, block", "disk block", false,
+	"ORDER BY checkpoint, block", "disk block", "block map", false, false,
 };
 
-/* The nearest full checkpoint at or before id (which must exist). */
+/* The nearest full checkpoint at or before id (whose row is *info). */
 static int full_base(struct ckpt_db *db, int64_t id, int64_t *base, char *err, size_t errlen)
 {
-	struct ckpt_info info;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (ckpt_db_get(db, id, &info, err, errlen) ||
-	    prep(db, "SELECT max(id) FROM checkpoints WHERE id <= ?1 AND full = 1", &st, err,
+	if (prep(db, "SELECT max(id) FROM checkpoints WHERE id <= ?1 AND full = 1", &st, err,
 		 errlen))
 		return -1;
 	rc = sqlite3_bind_int64(st, 1, id);
@@ -540,18 +557,42 @@ static int read_map(struct ckpt_db *db, const struct read_kind *k, int64_t id,
 	sqlite3_stmt *st = NULL;
 	ZSTD_DCtx *dctx = NULL;
 	uint8_t *page = NULL;
+	struct ckpt_info info;
+	struct ckpt_hash sum = { 0, 0 };
 	int64_t base;
 	size_t n;
 	int ret = -1;
 
-	if (!reader_ok(db, err, errlen) || full_base(db, id, &base, err, errlen) ||
-	    merge_maps(db, k, base, id, &map, err, errlen))
+	if (!reader_ok(db, err, errlen) || ckpt_db_get(db, id, &info, err, errlen) ||
+	    full_base(db, id, &base, err, errlen) || merge_maps(db, k, base, id, &map, err, errlen))
 		goto out;
 	if (ckpt_map_sorted(&map, &e, &n)) {
 		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory", db->path, id);
 		goto out;
 	}
 	ckpt_map_free(&map);
+	/*
+	 * Before any content is handed out: the rebuilt map must have the sum
+	 * the writer's map had (a map row lost, added, or with a changed key
+	 * or hash, would otherwise restore a wrong page, or a zero one, with
+	 * every page content still matching its hash).
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (!(k->zero_absent && ckpt_hash_eq(&e[i].h, zero)))
+			ckpt_sum_entry(&sum, e[i].key, &e[i].h, 1);
+	const struct ckpt_hash *want = k->pages ? &info.pages_sum : &info.blocks_sum;
+	if (!ckpt_hash_eq(&sum, want)) {
+		char got_hex[CKPT_HASH_HEX], want_hex[CKPT_HASH_HEX];
+
+		ckpt_hash_hex(&sum, got_hex);
+		ckpt_hash_hex(want, want_hex);
+		ckpt_errf(err, errlen,
+			  "%s: checkpoint %" PRId64 " is damaged: its %s, rebuilt from the rows of "
+			  "checkpoints %" PRId64 "..%" PRId64 " (%zu entries), sums to %s, the "
+			  "checkpoint says %s",
+			  db->path, id, k->map, base, id, n, got_hex, want_hex);
+		goto out;
+	}
 	dctx = ZSTD_createDCtx();
 	page = malloc(CKPT_PAGE_SIZE);
 	if (!dctx || !page) {

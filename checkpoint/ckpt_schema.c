@@ -1,5 +1,5 @@
 /*
- * ckpt_schema.c - the SQL schema of checkpoints.db (version 1, described
+ * ckpt_schema.c - the SQL schema of checkpoints.db (version 2, described
  * table by table in docs/checkpoints.md), its creation with the meta rows,
  * and the checks a reader makes before trusting a file.
  */
@@ -35,7 +35,7 @@ static const char schema_sql[] =
 	"  event INTEGER, progress INTEGER, host_ns INTEGER, guest_ns INTEGER,\n"
 	"  regs_hash TEXT, pause_ns INTEGER, full INTEGER, pages INTEGER,\n"
 	"  blocks INTEGER, bytes_new INTEGER, vcpu BLOB, devices BLOB,\n"
-	"  checksum TEXT);\n"
+	"  checksum TEXT, pages_sum TEXT, blocks_sum TEXT);\n"
 	"CREATE TABLE pages(hash BLOB PRIMARY KEY, codec INTEGER, data BLOB);\n"
 	"CREATE TABLE page_map(checkpoint INTEGER, gfn INTEGER, hash BLOB,\n"
 	"  PRIMARY KEY(checkpoint, gfn)) WITHOUT ROWID;\n"
@@ -62,7 +62,8 @@ static const struct {
 	const char *name, *type, *columns;
 } required[] = {
 	{ "checkpoints", "table", "id, exit, event, progress, host_ns, guest_ns, regs_hash, "
-				  "pause_ns, full, pages, blocks, bytes_new, vcpu, devices, checksum" },
+				  "pause_ns, full, pages, blocks, bytes_new, vcpu, devices, checksum, "
+				  "pages_sum, blocks_sum" },
 	{ "pages", "table", "hash, codec, data" },
 	{ "page_map", "table", "checkpoint, gfn, hash" },
 	{ "block_map", "table", "checkpoint, block, hash" },
@@ -285,7 +286,8 @@ int ckpt_schema_check(sqlite3 *sql, const char *path, struct ckpt_meta *meta,
 	if (version != CKPT_SCHEMA_VERSION) {
 		ckpt_errf(err, errlen,
 			  "%s: checkpoint database schema version %" PRIu64
-			  ", this detvm reads version %d (rebuild it from the trace)",
+			  ", this detvm reads version %d (without it, replays start from the "
+			  "beginning of the trace)",
 			  path, version, CKPT_SCHEMA_VERSION);
 		return -1;
 	}

@@ -192,6 +192,23 @@ done
 [ $ibad_ok = 1 ] && [ $ibad_err -gt 0 ] && ok "damaged checkpoints.db: $ibad_err of 5 commands report it, the others answer correctly" \
 	|| bad "damaged checkpoints.db" "$ibad_err errors;$ibad_msg"
 
+# --- a lost map row: every page still matches its hash, the map sum does not -----
+# (before the sums, the page read as zero: a wrong answer without a word)
+cp -r "$IE" "$IR-maprow"
+read -r mexit mgfn <<<"$(sqlite3 -separator ' ' "$IR-maprow/checkpoints.db" \
+	"select c.exit, m.gfn from page_map m join checkpoints c on c.id = m.checkpoint where c.full = 1 order by c.id desc, m.gfn desc limit 1")"
+sqlite3 "$IR-maprow/checkpoints.db" "delete from page_map where gfn = $mgfn and checkpoint = (select id from checkpoints where exit = $mexit)"
+ins maprow "$IR-maprow" mem --at "$mexit" $((mgfn * 4096)) 64 --raw
+mrc=$IRC
+ins maprow-fs "$IR-maprow" mem --at "$mexit" $((mgfn * 4096)) 64 --raw --from-start
+ins maprow-good "$IE" mem --at "$mexit" $((mgfn * 4096)) 64 --raw
+if [ -n "$mgfn" ] && [ $mrc -eq 2 ] && grep -q "is damaged: its page map, rebuilt from the rows of checkpoints .* sums to" "$TMP/insp-maprow.err" &&
+   cmp -s "$TMP/insp-maprow-fs.out" "$TMP/insp-maprow-good.out" && [ -n "$(tr -d '\0' <"$TMP/insp-maprow-good.out")" ]; then
+	ok "a lost page_map row (gfn $mgfn at exit $mexit): inspect says the checkpoint is damaged; --from-start gives the page"
+else
+	bad "a lost page_map row" "gfn '$mgfn' exit '$mexit', status $mrc; $(head -2 "$TMP/insp-maprow.err" | tr '\n' ' ')"
+fi
+
 # --- no database: --at replays from the start, same answer -----------------------
 cp -r "$IE" "$IR-nodb" && rm -f "$IR-nodb/checkpoints.db"
 ins nodb "$IR-nodb" regs --at "$iat"

@@ -599,10 +599,15 @@ static void test_open_errors(void **state)
 	fclose(f);
 	expect_open_error(p, "not a checkpoint database");
 
-	db = create("v2.db", p, sizeof(p));
+	/* Version 1 had no map sums; a later one may have other tables. */
+	db = create("v1.db", p, sizeof(p));
 	finish(db);
-	exec_rw(p, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
-	expect_open_error(p, "schema version 2");
+	exec_rw(p, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+	expect_open_error(p, "schema version 1, this detvm reads version 2 (without it, replays start");
+	db = create("v3.db", p, sizeof(p));
+	finish(db);
+	exec_rw(p, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+	expect_open_error(p, "schema version 3");
 
 	db = create("notable.db", p, sizeof(p));
 	finish(db);
@@ -711,6 +716,99 @@ static void test_damage(void **state)
 	assert_int_equal(ckpt_db_pages(db, 0, check_cb, &e, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no full checkpoint"));
 	ckpt_db_close(db);
+}
+
+/*
+ * Damage to the maps themselves: every page content still matches its
+ * hash, so only the map sums can tell.  Before them, each of these restored
+ * a wrong machine without a word: a lost row gave an older content (or a
+ * zero page), a changed gfn moved a page.
+ */
+static struct ckpt_db *map_db(const char *name, char *p, size_t plen)
+{
+	static const struct pg p0[] = { { 3, 2 }, { 4, 3 }, { 5, 2 } };
+	static const struct pg p1[] = { { 4, 6 }, { 5, 0 }, { 8, 7 } };
+	static const struct pg b0[] = { { 9, 4 }, { 10, 5 } };
+	struct ckpt_db *db = create(name, p, plen);
+
+	assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, p0, 3, b0, 2)), 0);
+	assert_int_equal(ckpt_db_put_checkpoint(db, capture(2, false, p1, 3, NULL, 0)), 0);
+	finish(db);
+	return open_db(p);
+}
+
+/* ckpt_db_pages (ram) or ckpt_db_blocks of checkpoint id fails before
+ * handing out any content, and err says `what`. */
+static void expect_map_damage(const char *p, int64_t id, bool ram, const char *what)
+{
+	static int64_t any[16];
+	struct expect e = { any, 16, ram, 0, -1 };
+	struct ckpt_db *db = open_db(p);
+	char err[512];
+	int r = ram ? ckpt_db_pages(db, id, check_cb, &e, err, sizeof(err))
+		    : ckpt_db_blocks(db, id, check_cb, &e, err, sizeof(err));
+
+	assert_int_equal(r, -1);
+	assert_int_equal(e.seen, 0);
+	if (!strstr(err, p) || !strstr(err, what))
+		fail_msg("error \"%s\" does not name %s and say \"%s\"", err, p, what);
+	ckpt_db_close(db);
+}
+
+static void test_map_damage(void **state)
+{
+	int64_t ram0[16] = { 0 }, ram1[16] = { 0 }, disk[16];
+	char p[128], what[200];
+	struct ckpt_db *db;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		disk[i] = ABSENT;
+	disk[9] = 4;
+	disk[10] = 5;
+	ram0[3] = ram0[5] = 2;
+	ram0[4] = 3;
+	ram1[3] = 2;
+	ram1[4] = 6;
+	ram1[8] = 7;	/* gfn 5 became zero */
+
+	/* Undamaged: both checkpoints, through their sums. */
+	db = map_db("maps.db", p, sizeof(p));
+	check_ckpt(db, 0, ram0, 16, disk, 16);
+	check_ckpt(db, 1, ram1, 16, disk, 16);
+	ckpt_db_close(db);
+
+	/* A lost incremental row: gfn 4 would read its content of checkpoint 0. */
+	ckpt_db_close(map_db("lost.db", p, sizeof(p)));
+	exec_rw(p, "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 4");
+	snprintf(what, sizeof(what), "checkpoint 1 is damaged: its page map, rebuilt from the rows "
+		 "of checkpoints 0..1 (4 entries), sums to ");
+	expect_map_damage(p, 1, true, what);
+	expect_map_damage(p, 1, true, ", the checkpoint says ");
+	db = open_db(p);	/* checkpoint 0 is whole */
+	check_ckpt(db, 0, ram0, 16, disk, 16);
+	ckpt_db_close(db);
+
+	/* The row that makes gfn 5 zero, lost: it would keep its old content. */
+	ckpt_db_close(map_db("zero.db", p, sizeof(p)));
+	exec_rw(p, "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 5");
+	expect_map_damage(p, 1, true, "checkpoint 1 is damaged: its page map");
+
+	/* A gfn changed: the page would move. */
+	ckpt_db_close(map_db("moved.db", p, sizeof(p)));
+	exec_rw(p, "UPDATE page_map SET gfn = 6 WHERE checkpoint = 0 AND gfn = 5");
+	expect_map_damage(p, 0, true, "checkpoint 0 is damaged: its page map");
+
+	/* A block pointed at another stored content. */
+	ckpt_db_close(map_db("block.db", p, sizeof(p)));
+	exec_rw(p, "UPDATE block_map SET hash = (SELECT hash FROM block_map WHERE block = 10) "
+		   "WHERE block = 9");
+	expect_map_damage(p, 0, false, "checkpoint 0 is damaged: its block map");
+
+	/* A sum that is not 32 hex digits. */
+	ckpt_db_close(map_db("sum.db", p, sizeof(p)));
+	exec_rw(p, "UPDATE checkpoints SET blocks_sum = 'xyz' WHERE id = 1");
+	expect_map_damage(p, 1, false, "checkpoint 1 is damaged: blocks_sum is xyz");
 }
 
 /* ---- kill -9 ---- */
@@ -1095,6 +1193,7 @@ int main(void)
 		cmocka_unit_test(test_overwrite),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_damage),
+		cmocka_unit_test(test_map_damage),
 		cmocka_unit_test(test_kill9),
 		cmocka_unit_test(test_hot_journal),
 		cmocka_unit_test(test_sticky),
