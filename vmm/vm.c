@@ -104,25 +104,36 @@ static int setup_host_timer(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The host timer, one-shot: at ns (absolute with TIMER_ABSTIME, else from
+ * now), or disarmed.  A time of 0 becomes 1 ns, since timer_settime takes
+ * an all-zero it_value as "disarm".
+ */
+static int settime(struct vm *vm, int flags, bool arm, uint64_t ns)
+{
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	if (arm) {
+		its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	if (timer_settime(vm->timer, flags, &its, NULL) < 0) {
+		fprintf(stderr, "detvm: timer_settime (%s): %s\n", arm ? "arming" : "disarming", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Arm the host timer for virtual time `deadline` (live clock: virtual time
  * 0 is timer_base_mono_ns), or disarm it. */
 static void host_timer_set(struct vm *vm, bool arm, uint64_t deadline)
 {
 	if (!vm->timer_created || (arm == vm->timer_armed && (!arm || deadline == vm->timer_deadline)))
 		return;
-	struct itimerspec its;
-	memset(&its, 0, sizeof(its));
-	if (arm) {
-		uint64_t t = vm->timer_base_mono_ns + deadline;
-		its.it_value.tv_sec = (time_t)(t / 1000000000ULL);
-		its.it_value.tv_nsec = (long)(t % 1000000000ULL);
-		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-			its.it_value.tv_nsec = 1;
-	}
-	if (timer_settime(vm->timer, TIMER_ABSTIME, &its, NULL) < 0) {
-		fprintf(stderr, "detvm: timer_settime: %s\n", strerror(errno));
+	if (settime(vm, TIMER_ABSTIME, arm, vm->timer_base_mono_ns + deadline))
 		return;
-	}
 	vm->timer_armed = arm;
 	vm->timer_deadline = deadline;
 }
@@ -134,30 +145,18 @@ int vm_arm_kick(struct vm *vm, uint64_t ns)
 		fprintf(stderr, "detvm: %s\n", err);
 		return -1;
 	}
-	struct itimerspec its;
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)(ns / 1000000000ULL);
-	its.it_value.tv_nsec = (long)(ns % 1000000000ULL);
-	if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-		its.it_value.tv_nsec = 1;
-	if (timer_settime(vm->timer, 0, &its, NULL) < 0) {
-		fprintf(stderr, "detvm: timer_settime: %s\n", strerror(errno));
+	if (settime(vm, 0, true, ns))
 		return -1;
-	}
 	vm->timer_armed = false; /* relative: not a vtimer deadline */
 	return 0;
 }
 
 int vm_disarm_kick(struct vm *vm)
 {
-	struct itimerspec its;
 	if (!vm->timer_created)
 		return 0;
-	memset(&its, 0, sizeof(its));
-	if (timer_settime(vm->timer, 0, &its, NULL) < 0) {
-		fprintf(stderr, "detvm: timer_settime (disarming): %s\n", strerror(errno));
+	if (settime(vm, 0, false, 0))
 		return -1;
-	}
 	vm->timer_armed = false;
 	return 0;
 }
