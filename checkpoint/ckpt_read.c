@@ -425,7 +425,7 @@ static const struct read_kind disk_kind = {
 	"ORDER BY checkpoint, block", "disk block", "block map", false, false,
 };
 
-/* The nearest full checkpoint at or before id (whose row is *info). */
+/* The nearest full checkpoint at or before id (whose row the caller has read). */
 static int full_base(struct ckpt_db *db, int64_t id, int64_t *base, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
