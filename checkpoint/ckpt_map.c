@@ -117,14 +117,13 @@ int ckpt_map_set(struct ckpt_map *m, uint64_t key, const struct ckpt_hash *h)
 /* Backward-shift deletion: no tombstones, probe chains stay short. */
 void ckpt_map_del(struct ckpt_map *m, uint64_t key)
 {
+	struct ckpt_map_ent *e = map_find(m, key);
 	size_t mask = m->cap - 1, i, j;
 
-	if (!m->cap)
+	if (!e)
 		return;
-	for (i = mix(key) & mask; m->slot[i].key != key; i = (i + 1) & mask)
-		if (m->slot[i].key == CKPT_MAP_EMPTY)
-			return;
-	ckpt_sum_entry(&m->sum, key, &m->slot[i].h, -1);
+	ckpt_sum_entry(&m->sum, key, &e->h, -1);
+	i = (size_t)(e - m->slot);
 	for (j = i;;) {
 		size_t home;
 
