@@ -574,6 +574,16 @@ static void expect_open_error(const char *p, const char *what)
 		fail_msg("error \"%s\" does not name %s and say \"%s\"", err, p, what);
 }
 
+/* A good database `name`, changed by `sql`, is refused with `what`. */
+static void expect_altered_error(const char *name, const char *sql, const char *what)
+{
+	char p[128];
+
+	finish(create(name, p, sizeof(p)));
+	exec_rw(p, sql);
+	expect_open_error(p, what);
+}
+
 static void test_open_errors(void **state)
 {
 	struct ckpt_db *db;
@@ -600,29 +610,13 @@ static void test_open_errors(void **state)
 	expect_open_error(p, "not a checkpoint database");
 
 	/* Version 1 had no map sums; a later one may have other tables. */
-	db = create("v1.db", p, sizeof(p));
-	finish(db);
-	exec_rw(p, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
-	expect_open_error(p, "schema version 1, this detvm reads version 2 (without it, replays start");
-	db = create("v3.db", p, sizeof(p));
-	finish(db);
-	exec_rw(p, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
-	expect_open_error(p, "schema version 3");
-
-	db = create("notable.db", p, sizeof(p));
-	finish(db);
-	exec_rw(p, "DROP TABLE serial");
-	expect_open_error(p, "table serial missing");
-
-	db = create("nocol.db", p, sizeof(p));
-	finish(db);
-	exec_rw(p, "ALTER TABLE pages DROP COLUMN codec");
-	expect_open_error(p, "codec");
-
-	db = create("nometa.db", p, sizeof(p));
-	finish(db);
-	exec_rw(p, "DELETE FROM meta WHERE key = 'mem_size'");
-	expect_open_error(p, "mem_size");
+	expect_altered_error("v1.db", "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+			     "schema version 1, this detvm reads version 2 (without it, replays start");
+	expect_altered_error("v3.db", "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+			     "schema version 3");
+	expect_altered_error("notable.db", "DROP TABLE serial", "table serial missing");
+	expect_altered_error("nocol.db", "ALTER TABLE pages DROP COLUMN codec", "codec");
+	expect_altered_error("nometa.db", "DELETE FROM meta WHERE key = 'mem_size'", "mem_size");
 
 	/* A writer's handle is not for reading. */
 	db = create("w.db", p, sizeof(p));
@@ -723,8 +717,11 @@ static void test_damage(void **state)
  * hash, so only the map sums can tell.  Before them, each of these restored
  * a wrong machine without a word: a lost row gave an older content (or a
  * zero page), a changed gfn moved a page.
+ *
+ * map_db: a database at p with a full checkpoint and an incremental one
+ * after it, then `sql` (if not NULL) run on the file.
  */
-static struct ckpt_db *map_db(const char *name, char *p, size_t plen)
+static void map_db(const char *name, const char *sql, char *p, size_t plen)
 {
 	static const struct pg p0[] = { { 3, 2 }, { 4, 3 }, { 5, 2 } };
 	static const struct pg p1[] = { { 4, 6 }, { 5, 0 }, { 8, 7 } };
@@ -734,7 +731,8 @@ static struct ckpt_db *map_db(const char *name, char *p, size_t plen)
 	assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, p0, 3, b0, 2)), 0);
 	assert_int_equal(ckpt_db_put_checkpoint(db, capture(2, false, p1, 3, NULL, 0)), 0);
 	finish(db);
-	return open_db(p);
+	if (sql)
+		exec_rw(p, sql);
 }
 
 /* ckpt_db_pages (ram) or ckpt_db_blocks of checkpoint id fails before
@@ -773,14 +771,14 @@ static void test_map_damage(void **state)
 	ram1[8] = 7;	/* gfn 5 became zero */
 
 	/* Undamaged: both checkpoints, through their sums. */
-	db = map_db("maps.db", p, sizeof(p));
+	map_db("maps.db", NULL, p, sizeof(p));
+	db = open_db(p);
 	check_ckpt(db, 0, ram0, 16, disk, 16);
 	check_ckpt(db, 1, ram1, 16, disk, 16);
 	ckpt_db_close(db);
 
 	/* A lost incremental row: gfn 4 would read its content of checkpoint 0. */
-	ckpt_db_close(map_db("lost.db", p, sizeof(p)));
-	exec_rw(p, "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 4");
+	map_db("lost.db", "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 4", p, sizeof(p));
 	snprintf(what, sizeof(what), "checkpoint 1 is damaged: its page map, rebuilt from the rows "
 		 "of checkpoints 0..1 (4 entries), sums to ");
 	expect_map_damage(p, 1, true, what);
@@ -790,24 +788,20 @@ static void test_map_damage(void **state)
 	ckpt_db_close(db);
 
 	/* The row that makes gfn 5 zero, lost: it would keep its old content. */
-	ckpt_db_close(map_db("zero.db", p, sizeof(p)));
-	exec_rw(p, "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 5");
+	map_db("zero.db", "DELETE FROM page_map WHERE checkpoint = 1 AND gfn = 5", p, sizeof(p));
 	expect_map_damage(p, 1, true, "checkpoint 1 is damaged: its page map");
 
 	/* A gfn changed: the page would move. */
-	ckpt_db_close(map_db("moved.db", p, sizeof(p)));
-	exec_rw(p, "UPDATE page_map SET gfn = 6 WHERE checkpoint = 0 AND gfn = 5");
+	map_db("moved.db", "UPDATE page_map SET gfn = 6 WHERE checkpoint = 0 AND gfn = 5", p, sizeof(p));
 	expect_map_damage(p, 0, true, "checkpoint 0 is damaged: its page map");
 
 	/* A block pointed at another stored content. */
-	ckpt_db_close(map_db("block.db", p, sizeof(p)));
-	exec_rw(p, "UPDATE block_map SET hash = (SELECT hash FROM block_map WHERE block = 10) "
-		   "WHERE block = 9");
+	map_db("block.db", "UPDATE block_map SET hash = (SELECT hash FROM block_map WHERE block = 10) "
+	       "WHERE block = 9", p, sizeof(p));
 	expect_map_damage(p, 0, false, "checkpoint 0 is damaged: its block map");
 
 	/* A sum that is not 32 hex digits. */
-	ckpt_db_close(map_db("sum.db", p, sizeof(p)));
-	exec_rw(p, "UPDATE checkpoints SET blocks_sum = 'xyz' WHERE id = 1");
+	map_db("sum.db", "UPDATE checkpoints SET blocks_sum = 'xyz' WHERE id = 1", p, sizeof(p));
 	expect_map_damage(p, 1, false, "checkpoint 1 is damaged: blocks_sum is xyz");
 }
 
