@@ -1,5 +1,6 @@
 /* landmark.c - see landmark.h. */
 #include "landmark.h"
+#include "insn_peek.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -88,15 +89,22 @@
 #define SHORT_MIN_COVER    4        /* a round must be meant to run this many */
 #define SHORT_MIN_NS       25000    /* below this a round mostly enters and leaves */
 
-static int set_debug(struct vm *vm, uint32_t control, uint64_t bp_rip)
+/*
+ * Guest debugging: `control` (0: off), with execution breakpoints on
+ * bp[0] and bp[1] where non-zero and KVM_GUESTDBG_USE_HW_BP is in it.
+ */
+static int set_debug(struct vm *vm, uint32_t control, const uint64_t bp[2])
 {
 	struct kvm_guest_debug dbg;
 	memset(&dbg, 0, sizeof(dbg));
 	dbg.control = control;
-	if (control & KVM_GUESTDBG_USE_HW_BP) {
-		dbg.arch.debugreg[0] = bp_rip;
-		dbg.arch.debugreg[7] = 0x1; /* L0, execute, 1 byte */
-	}
+	if (control & KVM_GUESTDBG_USE_HW_BP)
+		for (int i = 0; i < 2; i++)
+			if (bp[i]) {
+				dbg.arch.debugreg[i] = bp[i];
+				/* Li, execute, 1 byte (RW and LEN 0). */
+				dbg.arch.debugreg[7] |= 1ull << (2 * i);
+			}
 	return ioctl(vm->kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg);
 }
 
@@ -130,17 +138,158 @@ static bool event_queued(struct vm *vm)
 	return ev.interrupt.injected || ev.exception.injected || ev.exception.pending || ev.nmi.injected;
 }
 
-static bool next_is_iretq(struct vm *vm)
+/*
+ * Registers without an ioctl: with KVM_CAP_SYNC_REGS, KVM copies them into
+ * kvm_run at every exit of KVM_RUN.  Every vCPU ioctl costs about 6 us on
+ * these hosts (a single step about 9.5), so reading RIP and CS with
+ * KVM_GET_REGS and KVM_GET_SREGS before every step would more than double
+ * its cost.  1 if this KVM has it, 0 if not.
+ */
+static bool sync_regs_supported(struct vm *vm)
+{
+	static int have = -1;
+	if (have < 0) {
+		int r = ioctl(vm->kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+		have = r > 0 && (r & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
+			(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+	}
+	return have;
+}
+
+/*
+ * What the approach to one landmark knows about the code it steps through:
+ * whether kvm_run's copy of the registers is from the last KVM_RUN, and the
+ * last code pages translated.  A translation is kept for the approach only,
+ * a few microseconds of guest time: should the guest change its page
+ * tables or code meanwhile, an instruction is misjudged, which costs a
+ * breakpoint run too many or lets an INT be stepped (on hardware hosts a
+ * divergence, not a silent one; landmark.h), or a PUSHF's image is looked
+ * for in the wrong place (found without the flag: left alone).
+ */
+struct code_view {
+	bool regs_fresh;
+	struct { uint64_t lin, phys; } page[4];  /* code, and the stack */
+	unsigned npages, next;
+};
+
+static int code_page(struct vm *vm, struct code_view *cv, uint64_t lin_page, uint64_t *phys)
+{
+	for (unsigned i = 0; i < cv->npages; i++)
+		if (cv->page[i].lin == lin_page) {
+			*phys = cv->page[i].phys;
+			return 0;
+		}
+	struct kvm_translation tr = { .linear_address = lin_page };
+	if (ioctl(vm->kvm.vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return -1;
+	*phys = tr.physical_address & ~4095ull;
+	cv->page[cv->next].lin = lin_page;
+	cv->page[cv->next].phys = *phys;
+	cv->next = (cv->next + 1) % 4;
+	if (cv->npages < 4)
+		cv->npages++;
+	return 0;
+}
+
+/* The registers as of now: kvm_run's copy if fresh, else from KVM. */
+static int view_regs(struct vm *vm, const struct code_view *cv, struct kvm_regs *regs,
+		     struct kvm_sregs *sregs)
+{
+	if (cv->regs_fresh) {
+		*regs = vm->kvm.run->s.regs.regs;
+		*sregs = vm->kvm.run->s.regs.sregs;
+		return 0;
+	}
+	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, regs) < 0 ||
+	    ioctl(vm->kvm.vcpu_fd, KVM_GET_SREGS, sregs) < 0)
+		return -1;
+	return 0;
+}
+
+/* The linear address of `off` in segment `seg`: its base counts outside
+ * 64-bit mode, where offsets are 32 bits (16 in a 16-bit segment). */
+static uint64_t linear(const struct kvm_sregs *sregs, const struct kvm_segment *seg, uint64_t off)
+{
+	if ((sregs->efer & (1u << 10)) && sregs->cs.l)     /* EFER.LMA, 64-bit code */
+		return off;
+	return (seg->base + (seg->db ? off & 0xffffffffull : off & 0xffff)) & 0xffffffffull;
+}
+
+/* Read (or, with `write`, write) `n` bytes at linear address `lin`. */
+static int access_linear(struct vm *vm, struct code_view *cv, uint64_t lin, void *buf, size_t n,
+			 bool write)
+{
+	size_t done = 0;
+
+	/* Page by page: the bytes may cross into another page. */
+	while (done < n) {
+		uint64_t at = lin + done, phys;
+		size_t k = 4096 - (at & 4095);
+		if (k > n - done)
+			k = n - done;
+		if (code_page(vm, cv, at & ~4095ull, &phys))
+			return done ? (int)done : -1;
+		phys += at & 4095;
+		if (write ? gm_write(&vm->mem, phys, (uint8_t *)buf + done, k)
+			  : gm_read(&vm->mem, phys, (uint8_t *)buf + done, k))
+			return done ? (int)done : -1;
+		done += k;
+	}
+	return (int)done;
+}
+
+/*
+ * The instruction the vCPU executes next: its kind (insn_peek.h), RIP and
+ * length.  INSN_OTHER when its bytes cannot be read (not mapped: it will
+ * fault, which no look at its bytes can help with).
+ */
+static enum insn_kind next_insn(struct vm *vm, struct code_view *cv, uint64_t *rip, size_t *len)
 {
 	struct kvm_regs regs;
-	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs) < 0)
-		return false;
-	struct kvm_translation tr = { .linear_address = regs.rip };
-	uint8_t b[2];
-	if (ioctl(vm->kvm.vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid ||
-	    gm_read(&vm->mem, tr.physical_address, b, 2))
-		return false;
-	return b[0] == 0x48 && b[1] == 0xcf;
+	struct kvm_sregs sregs;
+	uint8_t b[INSN_MAX_LEN];
+
+	if (view_regs(vm, cv, &regs, &sregs))
+		return INSN_OTHER;
+	*rip = regs.rip;
+	int got = access_linear(vm, cv, linear(&sregs, &sregs.cs, regs.rip), b, sizeof(b), false);
+	return got > 0 ? insn_peek(b, (size_t)got, len) : INSN_OTHER;
+}
+
+/*
+ * After a single step over the PUSHF at `rip`, `len` bytes long: a hardware
+ * CPU stored the step's trap flag (RFLAGS bit 8) in the image it pushed,
+ * which an unstepped run (the recording) did not; clear it.  Only if the
+ * PUSHF completed (RIP right after it).  The guest's own trap flag cannot
+ * be told apart (KVM hides it while stepping); CPL0 guests do not set it.
+ * These hosts store the guest's own flags, so here it only ever looks.
+ * 1 if the flag was cleared, 0 if there was none, -1 if the stack could not
+ * be read or written.
+ */
+static int fix_pushf(struct vm *vm, struct code_view *cv, uint64_t rip, size_t len)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	uint8_t hi;
+
+	if (view_regs(vm, cv, &regs, &sregs))
+		return -1;
+	if (regs.rip != rip + len)
+		return 0;
+	/* Bit 8 is bit 0 of the image's second byte, whatever its size. */
+	uint64_t at = linear(&sregs, &sregs.ss, regs.rsp) + 1;
+	if (access_linear(vm, cv, at, &hi, 1, false) != 1)
+		return -1;
+	if (!(hi & 1))
+		return 0;
+	hi &= (uint8_t)~1u;
+	return access_linear(vm, cv, at, &hi, 1, true) == 1 ? 1 : -1;
+}
+
+int landmark_fix_pushf(struct vm *vm, uint64_t rip, size_t len)
+{
+	struct code_view cv = { .regs_fresh = false };
+	return fix_pushf(vm, &cv, rip, len);
 }
 
 /* The short-round fit, in instructions and microseconds; false until it
@@ -324,6 +473,9 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	uint64_t cur, t_start = nd_host_mono_ns();
 	int rc = LANDMARK_DIVERGED;
 	uint32_t debug = 0;
+	uint64_t debug_bp[2] = { 0, 0 }; /* the breakpoints set with `debug` */
+	struct code_view cv = { .regs_fresh = false };
+	uint32_t valid_regs = run->kvm_valid_regs;
 	bool free_ran = false;   /* a free run since the last step */
 	bool bp_ran = false;     /* the last run was to the breakpoint */
 	bool queued = event_queued(vm); /* an event to deliver at the next entry */
@@ -342,6 +494,8 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		rc = LANDMARK_ERROR;
 		goto out;
 	}
+	if (sync_regs_supported(vm))
+		run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 	if (!slack_set) {
 		/* The default 50 us of timer slack is some 60 instructions of
 		 * lateness; ask for none.  Failure only costs precision. */
@@ -393,23 +547,46 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		bool short_round;
 		uint64_t ns = free_run_ns(c, care, rem, local_ps, &short_round);
 		uint32_t want;
-		uint64_t backstop = 0;
+		uint64_t backstop = 0, want_bp[2] = { 0, 0 };
+		enum insn_kind next = INSN_OTHER;
+		uint64_t next_rip = 0;
+		size_t next_len = 0;
+		if (!ns && !queued)
+			next = next_insn(vm, &cv, &next_rip, &next_len);
 		if (ns) {
 			want = 0;
 		} else if (queued ||
-			   ((rem == 1 || (rem == 0 && vm->progress_kind == PROGRESS_PMU_BRANCHES)) && next_is_iretq(vm))) {
+			   (next == INSN_IRET && (rem == 1 || (rem == 0 && vm->progress_kind == PROGRESS_PMU_BRANCHES)))) {
 			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+			want_bp[0] = rip;
 			backstop = BP_BACKSTOP_NS + rem * CAREFUL_NS_PER_INSN;
+		} else if (next == INSN_SOFT_INT) {
+			/*
+			 * Over it to a breakpoint after it, where the handler
+			 * returns to, and on the recorded RIP in case the guest
+			 * gets there first (in the handler); not on the RIP the
+			 * vCPU is at, which would stop it before it moved.  A
+			 * PUSHF is cheaper to step and repair (fix_pushf): a
+			 * breakpoint run and the two KVM_SET_GUEST_DEBUGs around
+			 * it cost about 20 us more than a step here.
+			 */
+			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+			want_bp[0] = rip != next_rip ? rip : 0;
+			want_bp[1] = next_rip + next_len;
+			backstop = BP_BACKSTOP_NS + rem * CAREFUL_NS_PER_INSN;
+			c->runs_over++;
 		} else {
 			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
 		}
-		if (want != debug) {
-			if (set_debug(vm, want, rip) < 0) {
+		if (want != debug || want_bp[0] != debug_bp[0] || want_bp[1] != debug_bp[1]) {
+			if (set_debug(vm, want, want_bp) < 0) {
 				snprintf(err, errlen, "KVM_SET_GUEST_DEBUG: %s", strerror(errno));
 				rc = LANDMARK_ERROR;
-			goto out;
+				goto out;
 			}
 			debug = want;
+			debug_bp[0] = want_bp[0];
+			debug_bp[1] = want_bp[1];
 		}
 		bool injected = false;
 		if (ns && fault) {
@@ -425,6 +602,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
 		int run_errno = errno; /* the calls below may change errno */
+		cv.regs_fresh = run->kvm_valid_regs != 0;
 		uint64_t t1 = nd_host_mono_ns();
 		run->immediate_exit = 0;
 		bp_ran = backstop != 0;
@@ -477,6 +655,17 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			rc = LANDMARK_ERROR;
 			goto out;
 		}
+		if (run->exit_reason == KVM_EXIT_DEBUG && next == INSN_PUSHF && (want & KVM_GUESTDBG_SINGLESTEP)) {
+			int f = fix_pushf(vm, &cv, next_rip, next_len);
+			if (f < 0) {
+				snprintf(err, errlen, "cannot reach the stack to check the image the PUSHF at RIP 0x%"
+					 PRIx64 " pushed while stepped (approaching forced exit %" PRIu64 ")",
+					 next_rip, vm->stats.exits + 1);
+				rc = LANDMARK_ERROR;
+				goto out;
+			}
+			c->pushf_fixed += (uint64_t)f;
+		}
 		if (run->exit_reason == KVM_EXIT_DEBUG || run->exit_reason == KVM_EXIT_INTR ||
 		    run->exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN)
 			continue;
@@ -519,7 +708,8 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	c->reached++;
 	rc = LANDMARK_REACHED;
 out:
-	if (debug && set_debug(vm, 0, 0) < 0 && rc == LANDMARK_REACHED) {
+	run->kvm_valid_regs = valid_regs;
+	if (debug && set_debug(vm, 0, debug_bp) < 0 && rc == LANDMARK_REACHED) {
 		snprintf(err, errlen, "KVM_SET_GUEST_DEBUG (off): %s", strerror(errno));
 		rc = LANDMARK_ERROR;
 	}

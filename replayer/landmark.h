@@ -10,17 +10,29 @@
  * How (measured on these hosts, see docs/design.md "Record and replay"):
  * let the guest run freely under a one-shot host timer aimed at a point a
  * little before the target, read the counter when the timer stops it, and
- * repeat; single-step the last few instructions.  Two moves run to a
- * hardware breakpoint on the recorded RIP (with a timer as a backstop)
- * instead of stepping: the last one when it is an IRETQ (stepping over IRETQ
- * also executes the next instruction), and any while an interrupt or
- * exception is queued for delivery at the next entry (a step's trap flag
- * would be pushed into the guest's frame; see event_queued()).  A stepped
- * PUSHF stores the guest's own flags on these hosts (the flags guest: forced
- * exits between its PUSHF and POPF replay exactly); a hardware CPU would
- * store the trap flag, as it would for an instruction that faults while
- * stepped.  Neither is handled, nor testable here: such a replay would
- * report a divergence, not pass silently.
+ * repeat; single-step the last few instructions.
+ *
+ * KVM steps with the trap flag, and a hardware CPU stores that flag where
+ * an instruction saves RFLAGS (on these hosts, nothing we could find stores
+ * it but the delivery of an injected event).  So some moves are not steps:
+ *   - any move while an interrupt or exception is queued for delivery at
+ *     the next entry (see event_queued()), and the last one when it is an
+ *     IRET (stepping over IRET also executes the next instruction here):
+ *     a run to a hardware breakpoint on the recorded RIP;
+ *   - an INT n, INT3 or INT1: a run to a breakpoint after it, where the
+ *     handler returns to (and on the recorded RIP);
+ *   - a PUSHF is stepped, and the trap flag, if in the image it pushed, is
+ *     cleared (landmark_fix_pushf(); cheaper than a breakpoint run).
+ * Which instruction is next comes from its bytes (insn_peek.h), read with
+ * the registers KVM copies into kvm_run (KVM_CAP_SYNC_REGS) rather than an
+ * ioctl.  On these hosts stepping PUSHF and INT n stores the guest's own
+ * flags (the flags guest, tests/unit/test_landmark.c), so the clearing
+ * never finds a flag here: that it is needed on hardware hosts is from the
+ * x86 manuals, not tested.  An instruction that faults while stepped also
+ * pushes the flag on a hardware CPU, and cannot be told from its bytes: not
+ * handled; such a replay would report a divergence, not pass silently.
+ * All of it is for the last few instructions only: timed runs use no
+ * guest debugging.
  *
  * There is no stepping back.  The free-running phase aims with a guest speed
  * learned from the counter itself, so a timer that fires late, or a guest
@@ -77,11 +89,22 @@ struct landmark_ctl {
 	unsigned slow_rounds;                /* slowed-down rounds in a row, kept out of the fit */
 	uint64_t reached;        /* landmarks reached */
 	uint64_t runs;           /* free-running rounds (each ended by the host timer) */
-	uint64_t steps;          /* single steps */
+	uint64_t steps;          /* single steps (and breakpoint runs standing for one) */
+	uint64_t runs_over;      /* of those, runs over an INT instead of a step (insn_peek.h) */
+	uint64_t pushf_fixed;    /* stepped PUSHFs whose image had the step's trap flag, cleared */
 	uint64_t overshoots;
 	uint64_t ns;             /* host time spent reaching landmarks */
 	uint64_t approaches, careful_approaches; /* for the tests' fault injection */
 };
+
+/*
+ * After a single step over the PUSHF at `rip`, `len` bytes long, clear the
+ * step's trap flag from the image it pushed, if there (hardware CPUs store
+ * it; these hosts do not).  1 if cleared, 0 if not there or the PUSHF did
+ * not complete, -1 if the stack cannot be read or written.  For the tests;
+ * landmark_reach() does it after every PUSHF it steps.
+ */
+int landmark_fix_pushf(struct vm *vm, uint64_t rip, size_t len);
 
 int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care care,
 		   uint64_t target, uint64_t rip, uint64_t regs_hash, char *err, size_t errlen);

@@ -11,6 +11,7 @@
  * must reach exactly that, without running a guest instruction.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xxhash.h>
@@ -30,6 +30,15 @@
 
 #define RAM_SIZE 0x10000
 #define CODE 0x1000
+
+/* Guest RAM: a recording VM's and a replaying VM's, each test's own. */
+static uint8_t rams[2][RAM_SIZE] __attribute__((aligned(4096)));
+
+static uint8_t *fresh_ram(int i)
+{
+	memset(rams[i], 0, RAM_SIZE);
+	return rams[i];
+}
 
 /* A real-mode vCPU on `ram` at CS:IP 0:ip, with `rflags`, SS:SP 0:0x8000.
  * -1 (and nothing to close) if there is no insn_emulation counter. */
@@ -43,6 +52,7 @@ static int real_mode_vm(struct vm *vm, uint8_t *ram, uint16_t ip, uint64_t rflag
 	memset(vm, 0, sizeof(*vm));
 	assert_int_equal(kvm_open(&vm->kvm, err, sizeof(err)), 0);
 	assert_int_equal(kvm_set_memory(&vm->kvm, 0, 0, RAM_SIZE, ram, false, err, sizeof(err)), 0);
+	gm_layout(&vm->mem, ram, RAM_SIZE); /* where landmark.c reads code and stacks */
 	assert_int_equal(kvm_create_vcpu(&vm->kvm, err, sizeof(err)), 0);
 	vm->progress_kind = PROGRESS_INSN_EMULATION;
 	vm->progress_fd = -1;
@@ -65,6 +75,47 @@ static int real_mode_vm(struct vm *vm, uint8_t *ram, uint16_t ip, uint64_t rflag
 }
 
 /*
+ * Run `vm` freely to a hardware breakpoint on `bp`, as a recorder's forced
+ * exit there: the progress count and register hash a replay must reach.
+ * The registers are left in *regs.
+ */
+static void run_to_breakpoint(struct vm *vm, uint64_t bp, struct kvm_regs *regs, uint64_t *target,
+			      uint64_t *hash)
+{
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+	dbg.arch.debugreg[0] = bp;
+	dbg.arch.debugreg[7] = 0x1;
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0), 0);
+	assert_int_equal(vm->kvm.run->exit_reason, KVM_EXIT_DEBUG);
+	memset(&dbg, 0, sizeof(dbg));
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	assert_int_equal(vm_regs(vm, regs, hash), 0);
+	assert_int_equal(regs->rip, bp);
+	assert_int_equal(vm_progress(vm, target), 0);
+}
+
+/*
+ * After the replay reached its forced exit, the guest goes on to its HLT,
+ * ending at `end_rip`, without trapping (a #DB would find no vector 1
+ * handler: IVT entry 1 -> 0:0, not the HLT).  A kick of the approach's
+ * timer may still be due: retried.
+ */
+static void expect_hlt(struct vm *vm, uint64_t end_rip)
+{
+	struct kvm_regs regs;
+	int r;
+	while ((r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0)) < 0 && errno == EINTR)
+		vm->kvm.run->immediate_exit = 0;
+	assert_int_equal(r, 0);
+	assert_int_equal(vm->kvm.run->exit_reason, KVM_EXIT_HLT);
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
+	assert_int_equal(regs.rip, end_rip);
+}
+
+/*
  * A forced exit one instruction after an interrupt the replayer injected
  * (a recorder kicked right after injecting): the replay must deliver the
  * interrupt without single-stepping it, or the step's trap flag lands in
@@ -81,9 +132,7 @@ static void test_forced_exit_after_injection(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint8_t *ram2 = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(ram != MAP_FAILED && ram2 != MAP_FAILED);
+	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
 	/* Main code: nops, hlt.  Vector 0x20's handler at 0:0x2000: nop, nop, iret. */
 	memset(ram + CODE, 0x90, 16);
 	ram[CODE + 16] = 0xf4;
@@ -96,26 +145,11 @@ static void test_forced_exit_after_injection(void **st)
 	memcpy(ram2, ram, RAM_SIZE);
 
 	/* Record: inject, run to a breakpoint on the handler's second nop. */
-	if (real_mode_vm(&rec, ram, CODE, 0x202)) {
-		munmap(ram, RAM_SIZE);
-		munmap(ram2, RAM_SIZE);
+	if (real_mode_vm(&rec, ram, CODE, 0x202))
 		skip();
-	}
 	struct kvm_interrupt irq = { .irq = 0x20 };
 	assert_int_equal(ioctl(rec.kvm.vcpu_fd, KVM_INTERRUPT, &irq), 0);
-	struct kvm_guest_debug dbg;
-	memset(&dbg, 0, sizeof(dbg));
-	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
-	dbg.arch.debugreg[0] = 0x2001;
-	dbg.arch.debugreg[7] = 0x1;
-	assert_int_equal(ioctl(rec.kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
-	assert_int_equal(ioctl(rec.kvm.vcpu_fd, KVM_RUN, 0), 0);
-	assert_int_equal(rec.kvm.run->exit_reason, KVM_EXIT_DEBUG);
-	memset(&dbg, 0, sizeof(dbg));
-	assert_int_equal(ioctl(rec.kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
-	assert_int_equal(vm_regs(&rec, &regs, &hash), 0);
-	assert_int_equal(regs.rip, 0x2001);
-	assert_int_equal(vm_progress(&rec, &target), 0);
+	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
 	/* The pushed FLAGS (at SS:SP + 4): IF, no TF. */
 	uint16_t flags;
 	memcpy(&flags, ram + regs.rsp + 4, 2);
@@ -130,20 +164,9 @@ static void test_forced_exit_after_injection(void **st)
 	if (rc != LANDMARK_REACHED)
 		fail_msg("landmark_reach: %d: %s", rc, err);
 	assert_memory_equal(ram2 + 0x7000, ram + 0x7000, 0x1000); /* the stack: no trap flag */
-	/* And the guest goes on to its hlt without trapping (a #DB would
-	 * find no vector 1 handler: IVT entry 0 -> 0:0, not the hlt).  A kick
-	 * of the approach's timer may still be due: retried. */
-	int r;
-	while ((r = ioctl(rep.kvm.vcpu_fd, KVM_RUN, 0)) < 0 && errno == EINTR)
-		rep.kvm.run->immediate_exit = 0;
-	assert_int_equal(r, 0);
-	assert_int_equal(rep.kvm.run->exit_reason, KVM_EXIT_HLT);
-	assert_int_equal(ioctl(rep.kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
-	assert_int_equal(regs.rip, CODE + 17);
+	expect_hlt(&rep, CODE + 17);
 	kvm_close(&rec.kvm);
 	kvm_close(&rep.kvm);
-	munmap(ram, RAM_SIZE);
-	munmap(ram2, RAM_SIZE);
 }
 
 static void test_forced_exit_after_in(void **st)
@@ -156,16 +179,13 @@ static void test_forced_exit_after_in(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(ram != MAP_FAILED);
+	uint8_t *ram = fresh_ram(0);
 	/* Real mode: mov dx, 0x3fd; in al, dx; nop; hlt */
 	static const uint8_t code[] = { 0xba, 0xfd, 0x03, 0xec, 0x90, 0xf4 };
 	memcpy(ram + CODE, code, sizeof(code));
 
-	if (real_mode_vm(&vm, ram, CODE, 0x2)) {
-		munmap(ram, RAM_SIZE);
+	if (real_mode_vm(&vm, ram, CODE, 0x2))
 		skip(); /* no insn_emulation statistic on this host */
-	}
 	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
 	regs.rax = 0x1234;
 	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_SET_REGS, &regs), 0);
@@ -203,7 +223,98 @@ static void test_forced_exit_after_in(void **st)
 	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_RUN, 0), 0);
 	assert_int_equal(vm.kvm.run->exit_reason, KVM_EXIT_HLT);
 	kvm_close(&vm.kvm);
-	munmap(ram, RAM_SIZE);
+}
+
+/*
+ * A stepped PUSHF on a hardware CPU stores the step's trap flag in the
+ * image it pushes; landmark_fix_pushf() clears it afterwards.  These hosts
+ * store the guest's own flags, so the flag is put there by hand, as a
+ * hardware CPU would have: cleared once, and only right after the PUSHF.
+ */
+static void test_fix_pushf(void **st)
+{
+	(void)st;
+	static struct vm vm;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		skip();
+	uint8_t *ram = fresh_ram(0);
+	static const uint8_t code[] = { 0x9c, 0x90, 0xf4 }; /* pushf; nop; hlt */
+	memcpy(ram + CODE, code, sizeof(code));
+	if (real_mode_vm(&vm, ram, CODE, 0x2))
+		skip();
+	struct kvm_guest_debug dbg;
+	memset(&dbg, 0, sizeof(dbg));
+	dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_RUN, 0), 0);
+	assert_int_equal(vm.kvm.run->exit_reason, KVM_EXIT_DEBUG);
+	memset(&dbg, 0, sizeof(dbg));
+	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg), 0);
+	/* The 16-bit image at SS:SP = 0:0x7ffe; the trap flag is bit 8. */
+	uint16_t img;
+	memcpy(&img, ram + 0x7ffe, 2);
+	assert_int_equal(img & 0x100, 0); /* what these hosts store */
+	ram[0x7fff] |= 1;                 /* what a hardware CPU stores */
+	/* Not right after the PUSHF (as if it had been at another RIP). */
+	assert_int_equal(landmark_fix_pushf(&vm, CODE + 1, 1), 0);
+	assert_int_equal(ram[0x7fff] & 1, 1);
+	assert_int_equal(landmark_fix_pushf(&vm, CODE, 1), 1);
+	memcpy(&img, ram + 0x7ffe, 2);
+	assert_int_equal(img, 0x2);
+	assert_int_equal(landmark_fix_pushf(&vm, CODE, 1), 0);
+	kvm_close(&vm.kvm);
+}
+
+/*
+ * Single-stepping the whole way to a forced exit through a PUSHF and an
+ * INT n: the INT is run over to a breakpoint after it (a stepped INT would
+ * push the trap flag into the interrupt frame on a hardware CPU), the PUSHF
+ * is stepped and its image checked; the stack ends as in the recording,
+ * which ran without stepping, and the guest goes on without trapping.
+ */
+static void test_step_over_pushf_and_int(void **st)
+{
+	(void)st;
+	char err[512];
+	static struct vm rec, rep;
+	struct kvm_regs regs;
+	uint64_t target, hash;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		skip();
+	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	/* nop; pushf; nop; int 0x21; nop; nop (the forced exit); hlt.
+	 * Vector 0x21's handler at 0:0x2000: nop, nop, iret. */
+	static const uint8_t code[] = { 0x90, 0x9c, 0x90, 0xcd, 0x21, 0x90, 0x90, 0xf4 };
+	memcpy(ram + CODE, code, sizeof(code));
+	static const uint8_t handler[] = { 0x90, 0x90, 0xcf };
+	memcpy(ram + 0x2000, handler, sizeof(handler));
+	ram[0x21 * 4 + 1] = 0x20; /* IP 0x2000, CS 0 */
+	memcpy(ram2, ram, RAM_SIZE);
+
+	/* Record: run freely to a breakpoint on the forced exit's RIP. */
+	if (real_mode_vm(&rec, ram, CODE, 0x2))
+		skip();
+	run_to_breakpoint(&rec, CODE + 6, &regs, &target, &hash);
+
+	/* Replay: every instruction single-stepped, but for the INT. */
+	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x2), 0);
+	struct landmark_ctl c;
+	memset(&c, 0, sizeof(c));
+	int rc = landmark_reach(&rep, &c, LANDMARK_STEP, target, CODE + 6, hash, err, sizeof(err));
+	if (rc != LANDMARK_REACHED)
+		fail_msg("landmark_reach: %d: %s", rc, err);
+	assert_int_equal(c.runs, 0);
+	assert_int_equal(c.runs_over, 1);
+	assert_true(c.steps >= 5);
+	print_message("stepped: %" PRIu64 " steps, %" PRIu64 " PUSHF images cleared of the trap flag\n",
+		      c.steps, c.pushf_fixed);
+	/* The stack (the PUSHF's image, the INT's frame) as recorded. */
+	assert_memory_equal(ram2 + 0x7000, ram + 0x7000, 0x1000);
+	expect_hlt(&rep, CODE + 8);
+	kvm_close(&rec.kvm);
+	kvm_close(&rep.kvm);
 }
 
 int main(void)
@@ -211,6 +322,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forced_exit_after_in),
 		cmocka_unit_test(test_forced_exit_after_injection),
+		cmocka_unit_test(test_fix_pushf),
+		cmocka_unit_test(test_step_over_pushf_and_int),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
