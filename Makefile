@@ -7,7 +7,7 @@ BUILD   := build
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
 LDLIBS  := -lzstd -lxxhash -lsqlite3 -lnettle -lpthread -lm
 
-LIB_SRCS  := $(sort $(wildcard vmm/*.c vmm/devices/*.c trace-format/*.c \
+LIB_SRCS  := $(sort $(wildcard common/*.c vmm/*.c vmm/devices/*.c trace-format/*.c \
                 recorder/*.c replayer/*.c inspector/*.c checkpoint/*.c))
 CLI_SRCS  := $(sort $(wildcard cli/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -604,28 +604,28 @@ static int claim_file(const char *path, bool force, char *err, size_t errlen)
 
 	if (force) {
 		if (snprintf(journal, sizeof(journal), "%s-journal", path) >= (int)sizeof(journal)) {
-			ckpt_errf(err, errlen, "%s: path too long", path);
+			errf(err, errlen, "%s: path too long", path);
 			return -1;
 		}
 		if (unlink(path) && errno != ENOENT) {
-			ckpt_errf(err, errlen, "%s: removing the old database: %s", path,
-				  strerror(errno));
+			errf(err, errlen, "%s: removing the old database: %s", path,
+			     strerror(errno));
 			return -1;
 		}
 		if (unlink(journal) && errno != ENOENT) {
-			ckpt_errf(err, errlen, "%s: removing the old journal: %s", journal,
-				  strerror(errno));
+			errf(err, errlen, "%s: removing the old journal: %s", journal,
+			     strerror(errno));
 			return -1;
 		}
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			ckpt_errf(err, errlen,
-				  "%s: file exists; not overwriting a checkpoint database (force to replace it)",
-				  path);
+			errf(err, errlen,
+			     "%s: file exists; not overwriting a checkpoint database (force to replace it)",
+			     path);
 		else
-			ckpt_errf(err, errlen, "%s: create: %s", path, strerror(errno));
+			errf(err, errlen, "%s: create: %s", path, strerror(errno));
 		return -1;
 	}
 	close(fd);
@@ -648,7 +648,7 @@ static int prepare(struct ckpt_db *db, sqlite3_stmt **st, const char *sql, char 
 	if (sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) ==
 	    SQLITE_OK)
 		return 0;
-	ckpt_errf(err, errlen, "%s: preparing \"%s\": %s", db->path, sql, sqlite3_errmsg(db->sql));
+	errf(err, errlen, "%s: preparing \"%s\": %s", db->path, sql, sqlite3_errmsg(db->sql));
 	return -1;
 }
 
@@ -714,16 +714,16 @@ static int open_sql(struct ckpt_db *db, char *err, size_t errlen)
 	int rc = sqlite3_open_v2(db->path, &db->sql, SQLITE_OPEN_READWRITE, NULL);
 
 	if (rc != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: sqlite3_open: %s", db->path,
-			  db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+		errf(err, errlen, "%s: sqlite3_open: %s", db->path,
+		     db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
 		return -1;
 	}
 	rc = sqlite3_busy_timeout(db->sql, WRITER_BUSY_MS);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db->sql, pragmas, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: setting up the connection: %s", db->path,
-			  msg ? msg : sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: setting up the connection: %s", db->path,
+		     msg ? msg : sqlite3_errmsg(db->sql));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -749,7 +749,7 @@ static int close_sql(struct ckpt_db *db)
 	rc = sqlite3_close(db->sql);
 	if (rc != SQLITE_OK) {
 		/* Statements are finalised; a busy handle would be our bug. */
-		ckpt_errf(db->terr, sizeof(db->terr), "%s: closing: %s", db->path, sqlite3_errstr(rc));
+		errf(db->terr, sizeof(db->terr), "%s: closing: %s", db->path, sqlite3_errstr(rc));
 		return -1;
 	}
 	db->sql = NULL;
@@ -757,8 +757,8 @@ static int close_sql(struct ckpt_db *db)
 		return 0;
 	fd = open(db->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd) < 0) {
-		ckpt_errf(db->terr, sizeof(db->terr), "%s: %s: %s", db->path,
-			  fd < 0 ? "open for fsync" : "fsync", strerror(errno));
+		errf(db->terr, sizeof(db->terr), "%s: %s: %s", db->path,
+		     fd < 0 ? "open for fsync" : "fsync", strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -782,8 +782,8 @@ static int init_sync(struct ckpt_db *db, char *err, size_t errlen)
 		pthread_condattr_destroy(&ca);
 	}
 	if (e) {
-		ckpt_errf(err, errlen, "%s: initialising the writer's locks: %s", db->path,
-			  strerror(e));
+		errf(err, errlen, "%s: initialising the writer's locks: %s", db->path,
+		     strerror(e));
 		return -1;
 	}
 	return 0;
@@ -851,8 +851,8 @@ static int start_thread(struct ckpt_db *db, char *err, size_t errlen)
 	e = e ?: pthread_create(&db->thread, NULL, writer_main, db);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
-		ckpt_errf(err, errlen, "%s: cannot start the writer thread: %s", db->path,
-			  strerror(e));
+		errf(err, errlen, "%s: cannot start the writer thread: %s", db->path,
+		     strerror(e));
 		return -1;
 	}
 	db->thread_started = true;
@@ -884,7 +884,7 @@ struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_m
 	bool claimed = false;
 
 	if (!path || !meta) {
-		ckpt_errf(err, errlen, "ckpt_db_create: %s is NULL", path ? "meta" : "path");
+		errf(err, errlen, "ckpt_db_create: %s is NULL", path ? "meta" : "path");
 		return NULL;
 	}
 	db = ckpt_db_alloc(path, err, errlen);
@@ -900,7 +900,7 @@ struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_m
 	db->cctx = ZSTD_createCCtx();
 	db->zbuf = malloc(ckpt_page_bound());
 	if (!db->cctx || !db->zbuf) {
-		ckpt_errf(err, errlen, "%s: out of memory for the compressor", path);
+		errf(err, errlen, "%s: out of memory for the compressor", path);
 		goto fail;
 	}
 	if (claim_file(path, force, err, errlen))
@@ -948,12 +948,12 @@ static int check_keys(const char *what, size_t n, const uint64_t *keys, const ui
 		      char *msg, size_t msglen)
 {
 	if (n && (!keys || !data)) {
-		ckpt_errf(msg, msglen, "%zu %ss without their numbers or data", n, what);
+		errf(msg, msglen, "%zu %ss without their numbers or data", n, what);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (keys[i] > CKPT_KEY_MAX) {
-			ckpt_errf(msg, msglen, "%s 0x%" PRIx64 " out of range", what, keys[i]);
+			errf(msg, msglen, "%s 0x%" PRIx64 " out of range", what, keys[i]);
 			return -1;
 		}
 	return 0;
@@ -963,7 +963,7 @@ static int check_keys(const char *what, size_t n, const uint64_t *keys, const ui
 static int check_capture(const struct ckpt_capture *c, char *msg, size_t msglen)
 {
 	if ((c->vcpu_len && !c->vcpu) || (c->devices_len && !c->devices)) {
-		ckpt_errf(msg, msglen, "a state blob without data");
+		errf(msg, msglen, "a state blob without data");
 		return -1;
 	}
 	return check_keys("gfn", c->npages, c->page_gfn, c->page_data, msg, msglen) ||
@@ -1202,14 +1202,14 @@ int ckpt_db_finish_stats(struct ckpt_db *db, struct ckpt_db_stats *st, char *err
 	e = pthread_join(db->thread, NULL);
 	if (e) {
 		/* The thread may still use the handle: leak it rather than crash. */
-		ckpt_errf(err, errlen, "%s: pthread_join of the writer: %s", db->path, strerror(e));
+		errf(err, errlen, "%s: pthread_join of the writer: %s", db->path, strerror(e));
 		return -1;
 	}
 	if (st)
 		*st = db->stats;
 	ret = atomic_load(&db->failed) ? -1 : 0;
 	if (ret)
-		ckpt_errf(err, errlen, "%s", db->err);
+		errf(err, errlen, "%s", db->err);
 	pthread_cond_destroy(&db->done);
 	pthread_cond_destroy(&db->work);
 	pthread_mutex_destroy(&db->lock);

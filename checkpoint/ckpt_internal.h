@@ -108,8 +108,8 @@ int ckpt_page_encode(ZSTD_CCtx *cctx, const uint8_t *data, uint8_t *out, size_t 
 int ckpt_page_decode(ZSTD_DCtx *dctx, int codec, const void *data, size_t len,
 		     uint8_t out[CKPT_PAGE_SIZE], char *why, size_t whylen);
 
-void ckpt_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Error messages: errf(), as in every module. */
+#include "common/errf.h"
 /* "path: " and the formatted rest, cut to errlen. */
 void ckpt_vpathf(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));

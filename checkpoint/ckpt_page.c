@@ -11,17 +11,6 @@
 
 #include "checkpoint/ckpt_internal.h"
 
-void ckpt_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 void ckpt_vpathf(char *err, size_t errlen, const char *path, const char *fmt, va_list ap)
 {
 	int k;
@@ -146,7 +135,7 @@ int ckpt_page_encode(ZSTD_CCtx *cctx, const uint8_t *data, uint8_t *out, size_t 
 				     CKPT_ZSTD_LEVEL);
 
 	if (ZSTD_isError(r)) {
-		ckpt_errf(err, errlen, "zstd compression failed: %s", ZSTD_getErrorName(r));
+		errf(err, errlen, "zstd compression failed: %s", ZSTD_getErrorName(r));
 		return -1;
 	}
 	if (r >= CKPT_PAGE_SIZE) {
@@ -165,8 +154,8 @@ int ckpt_page_decode(ZSTD_DCtx *dctx, int codec, const void *data, size_t len,
 	switch (codec) {
 	case CKPT_CODEC_RAW:
 		if (len != CKPT_PAGE_SIZE) {
-			ckpt_errf(why, whylen, "raw data is %zu bytes, not %d", len,
-				  CKPT_PAGE_SIZE);
+			errf(why, whylen, "raw data is %zu bytes, not %d", len,
+			     CKPT_PAGE_SIZE);
 			return -1;
 		}
 		memcpy(out, data, CKPT_PAGE_SIZE);
@@ -174,16 +163,16 @@ int ckpt_page_decode(ZSTD_DCtx *dctx, int codec, const void *data, size_t len,
 	case CKPT_CODEC_ZSTD:
 		r = ZSTD_decompressDCtx(dctx, out, CKPT_PAGE_SIZE, data, len);
 		if (ZSTD_isError(r)) {
-			ckpt_errf(why, whylen, "zstd: %s", ZSTD_getErrorName(r));
+			errf(why, whylen, "zstd: %s", ZSTD_getErrorName(r));
 			return -1;
 		}
 		if (r != CKPT_PAGE_SIZE) {
-			ckpt_errf(why, whylen, "decompresses to %zu bytes, not %d", r,
-				  CKPT_PAGE_SIZE);
+			errf(why, whylen, "decompresses to %zu bytes, not %d", r,
+			     CKPT_PAGE_SIZE);
 			return -1;
 		}
 		return 0;
 	}
-	ckpt_errf(why, whylen, "unknown codec %d", codec);
+	errf(why, whylen, "unknown codec %d", codec);
 	return -1;
 }

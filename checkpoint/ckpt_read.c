@@ -19,8 +19,8 @@
 static bool reader_ok(struct ckpt_db *db, char *err, size_t errlen)
 {
 	if (db->writer)
-		ckpt_errf(err, errlen, "%s: opened for writing; reading needs ckpt_db_open()",
-			  db->path);
+		errf(err, errlen, "%s: opened for writing; reading needs ckpt_db_open()",
+		     db->path);
 	return !db->writer;
 }
 
@@ -35,7 +35,7 @@ static int prep(struct ckpt_db *db, const char *sql, sqlite3_stmt **st, char *er
 {
 	if (sqlite3_prepare_v2(db->sql, sql, -1, st, NULL) == SQLITE_OK)
 		return 0;
-	ckpt_errf(err, errlen, "%s: preparing \"%s\": %s", db->path, sql, sqlite3_errmsg(db->sql));
+	errf(err, errlen, "%s: preparing \"%s\": %s", db->path, sql, sqlite3_errmsg(db->sql));
 	return -1;
 }
 
@@ -48,8 +48,8 @@ static int open_conn(struct ckpt_db *db, int flags, char *err, size_t errlen)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(db->sql, READER_BUSY_MS);
 	if (rc != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: cannot open the checkpoint database: %s", db->path,
-			  db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+		errf(err, errlen, "%s: cannot open the checkpoint database: %s", db->path,
+		     db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
 		sqlite3_close(db->sql);
 		db->sql = NULL;
 		return -1;
@@ -96,8 +96,8 @@ static int roll_back_hot_journal(struct ckpt_db *db, char *err, size_t errlen)
 	sqlite3_close(db->sql);
 	db->sql = NULL;
 	if (rc != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: %s, which needs write access: %s", db->path, what,
-			  sqlite3_errstr(rc));
+		errf(err, errlen, "%s: %s, which needs write access: %s", db->path, what,
+		     sqlite3_errstr(rc));
 		return -1;
 	}
 	return open_conn(db, SQLITE_OPEN_READONLY, err, errlen);
@@ -116,13 +116,13 @@ static int open_checked(struct ckpt_db *db, char *err, size_t errlen)
 		rc = probe(db);
 	}
 	if ((rc & 0xff) == SQLITE_NOTADB) {
-		ckpt_errf(err, errlen, "%s: not a checkpoint database (not an SQLite file)",
-			  db->path);
+		errf(err, errlen, "%s: not a checkpoint database (not an SQLite file)",
+		     db->path);
 		return -1;
 	}
 	if (rc != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: cannot read the checkpoint database: %s", db->path,
-			  sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: cannot read the checkpoint database: %s", db->path,
+		     sqlite3_errmsg(db->sql));
 		return -1;
 	}
 	return ckpt_schema_check(db->sql, db->path, &db->meta, err, errlen);
@@ -134,7 +134,7 @@ struct ckpt_db *ckpt_db_alloc(const char *path, char *err, size_t errlen)
 
 	if (!db || !(db->path = strdup(path))) {
 		free(db);
-		ckpt_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	return db;
@@ -146,17 +146,17 @@ struct ckpt_db *ckpt_db_open(const char *path, char *err, size_t errlen)
 	struct stat sb;
 
 	if (stat(path, &sb)) {
-		ckpt_errf(err, errlen, "%s: cannot open the checkpoint database: %s", path,
-			  strerror(errno));
+		errf(err, errlen, "%s: cannot open the checkpoint database: %s", path,
+		     strerror(errno));
 		return NULL;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		ckpt_errf(err, errlen, "%s: not a checkpoint database (not a regular file)", path);
+		errf(err, errlen, "%s: not a checkpoint database (not a regular file)", path);
 		return NULL;
 	}
 	if (sb.st_size == 0) {
 		/* The recorder claims the file, then its thread writes the schema. */
-		ckpt_errf(err, errlen, "%s: empty: the recorder stopped before it wrote the schema", path);
+		errf(err, errlen, "%s: empty: the recorder stopped before it wrote the schema", path);
 		return NULL;
 	}
 	db = ckpt_db_alloc(path, err, errlen);
@@ -229,8 +229,8 @@ static int read_sum(struct ckpt_db *db, sqlite3_stmt *st, int col, const char *n
 	uint8_t b[CKPT_HASH_BLOB];
 
 	if (ckpt_unhex(hex, b, sizeof(b))) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 " is damaged: %s is %s", db->path,
-			  id, name, hex ? hex : "NULL");
+		errf(err, errlen, "%s: checkpoint %" PRId64 " is damaged: %s is %s", db->path,
+		     id, name, hex ? hex : "NULL");
 		return -1;
 	}
 	*out = ckpt_hash_from_blob(b);
@@ -257,8 +257,8 @@ static int read_info(struct ckpt_db *db, sqlite3_stmt *st, struct ckpt_info *o, 
 	errno = 0;
 	o->regs_hash = regs ? strtoull(regs, &end, 16) : 0;
 	if (!regs || errno || strlen(regs) != 16 || *end) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 " is damaged: regs_hash is %s",
-			  db->path, o->id, regs ? regs : "NULL");
+		errf(err, errlen, "%s: checkpoint %" PRId64 " is damaged: regs_hash is %s",
+		     db->path, o->id, regs ? regs : "NULL");
 		return -1;
 	}
 	return read_sum(db, st, 12, "pages_sum", o->id, &o->pages_sum, err, errlen) ||
@@ -282,8 +282,8 @@ static int query_info(struct ckpt_db *db, const char *sql, sqlite3_int64 arg,
 	else if (rc == SQLITE_DONE)
 		ret = 1;
 	else
-		ckpt_errf(err, errlen, "%s: reading checkpoints: %s", db->path,
-			  sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: reading checkpoints: %s", db->path,
+		     sqlite3_errmsg(db->sql));
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -299,8 +299,8 @@ int64_t ckpt_db_count(struct ckpt_db *db, char *err, size_t errlen)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	else
-		ckpt_errf(err, errlen, "%s: counting checkpoints: %s", db->path,
-			  sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: counting checkpoints: %s", db->path,
+		     sqlite3_errmsg(db->sql));
 	sqlite3_finalize(st);
 	return n;
 }
@@ -312,7 +312,7 @@ int ckpt_db_get(struct ckpt_db *db, int64_t id, struct ckpt_info *out, char *err
 			   err, errlen);
 
 	if (r > 0)
-		ckpt_errf(err, errlen, "%s: no checkpoint %" PRId64, db->path, id);
+		errf(err, errlen, "%s: no checkpoint %" PRId64, db->path, id);
 	return r ? -1 : 0;
 }
 
@@ -325,8 +325,8 @@ int ckpt_db_find(struct ckpt_db *db, uint64_t exit, struct ckpt_info *out, char 
 			   bound(exit), out, err, errlen);
 
 	if (r > 0)
-		ckpt_errf(err, errlen, "%s: no checkpoint at or before exit %" PRIu64, db->path,
-			  exit);
+		errf(err, errlen, "%s: no checkpoint at or before exit %" PRIu64, db->path,
+		     exit);
 	return r ? -1 : 0;
 }
 
@@ -338,14 +338,14 @@ static int copy_blob(struct ckpt_db *db, sqlite3_stmt *st, int col, uint8_t **ou
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
 
 	if (!p && n) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": reading a state blob: %s",
-			  db->path, id, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": reading a state blob: %s",
+		     db->path, id, sqlite3_errmsg(db->sql));
 		return -1;
 	}
 	*out = malloc(n ? n : 1);
 	if (!*out) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory for %zu bytes",
-			  db->path, id, n);
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory for %zu bytes",
+		     db->path, id, n);
 		return -1;
 	}
 	if (n)
@@ -372,12 +372,12 @@ int ckpt_db_blobs(struct ckpt_db *db, int64_t id, uint8_t **vcpu, size_t *vcpu_l
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		ckpt_errf(err, errlen, "%s: no checkpoint %" PRId64, db->path, id);
+		errf(err, errlen, "%s: no checkpoint %" PRId64, db->path, id);
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": reading its blobs: %s",
-			  db->path, id, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": reading its blobs: %s",
+		     db->path, id, sqlite3_errmsg(db->sql));
 		goto out;
 	}
 	if (copy_blob(db, st, 0, &v, &vl, id, err, errlen) ||
@@ -386,10 +386,10 @@ int ckpt_db_blobs(struct ckpt_db *db, int64_t id, uint8_t **vcpu, size_t *vcpu_l
 	ckpt_blobs_checksum(v, vl, d, dl, sum);
 	stored = (const char *)sqlite3_column_text(st, 2);
 	if (!stored || strcasecmp(stored, sum)) {
-		ckpt_errf(err, errlen,
-			  "%s: checkpoint %" PRId64
-			  " is damaged: its vcpu/devices blobs hash to %s, the checksum column says %s",
-			  db->path, id, sum, stored ? stored : "NULL");
+		errf(err, errlen,
+		     "%s: checkpoint %" PRId64
+		     " is damaged: its vcpu/devices blobs hash to %s, the checksum column says %s",
+		     db->path, id, sum, stored ? stored : "NULL");
 		goto out;
 	}
 	*vcpu = v;
@@ -438,13 +438,13 @@ static int full_base(struct ckpt_db *db, int64_t id, int64_t *base, char *err, s
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": finding its full map: %s",
-			  db->path, id, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": finding its full map: %s",
+		     db->path, id, sqlite3_errmsg(db->sql));
 		rc = -1;
 	} else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-		ckpt_errf(err, errlen,
-			  "%s: checkpoint %" PRId64 " is damaged: no full checkpoint at or before it",
-			  db->path, id);
+		errf(err, errlen,
+		     "%s: checkpoint %" PRId64 " is damaged: no full checkpoint at or before it",
+		     db->path, id);
 		rc = -1;
 	} else {
 		*base = sqlite3_column_int64(st, 0);
@@ -473,26 +473,26 @@ static int merge_maps(struct ckpt_db *db, const struct read_kind *k, int64_t bas
 
 		if (!blob || sqlite3_column_bytes(st, 2) != CKPT_HASH_BLOB || key < 0 ||
 		    (uint64_t)key > CKPT_KEY_MAX) {
-			ckpt_errf(err, errlen,
-				  "%s: checkpoint %" PRId64 " is damaged: the map row of %s 0x%" PRIx64
-				  " in checkpoint %" PRId64 " has a %d-byte hash",
-				  db->path, id, k->what, (uint64_t)key, (int64_t)sqlite3_column_int64(st, 0),
-				  sqlite3_column_bytes(st, 2));
+			errf(err, errlen,
+			     "%s: checkpoint %" PRId64 " is damaged: the map row of %s 0x%" PRIx64
+			     " in checkpoint %" PRId64 " has a %d-byte hash",
+			     db->path, id, k->what, (uint64_t)key, (int64_t)sqlite3_column_int64(st, 0),
+			     sqlite3_column_bytes(st, 2));
 			sqlite3_finalize(st);
 			return -1;
 		}
 		h = ckpt_hash_from_blob(blob);
 		if (ckpt_map_set(map, (uint64_t)key, &h)) {
-			ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory", db->path,
-				  id);
+			errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory", db->path,
+			     id);
 			sqlite3_finalize(st);
 			return -1;
 		}
 		rc = SQLITE_OK;
 	}
 	if (rc != SQLITE_DONE)
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": reading its maps: %s",
-			  db->path, id, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": reading its maps: %s",
+		     db->path, id, sqlite3_errmsg(db->sql));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -514,30 +514,30 @@ static int fetch_page(struct ckpt_db *db, sqlite3_stmt *st, ZSTD_DCtx *dctx,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		ckpt_errf(err, errlen,
-			  "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64
-			  " is missing (hash %s is not in the pages table)",
-			  db->path, k->what, key, id, hex);
+		errf(err, errlen,
+		     "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64
+		     " is missing (hash %s is not in the pages table)",
+		     db->path, k->what, key, id, hex);
 		goto fail;
 	}
 	if (rc != SQLITE_ROW) {
-		ckpt_errf(err, errlen, "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64 ": %s",
-			  db->path, k->what, key, id, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64 ": %s",
+		     db->path, k->what, key, id, sqlite3_errmsg(db->sql));
 		goto fail;
 	}
 	if (ckpt_page_decode(dctx, sqlite3_column_int(st, 0), sqlite3_column_blob(st, 1),
 			     (size_t)sqlite3_column_bytes(st, 1), out, why, sizeof(why))) {
-		ckpt_errf(err, errlen,
-			  "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64 " is damaged (hash %s: %s)",
-			  db->path, k->what, key, id, hex, why);
+		errf(err, errlen,
+		     "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64 " is damaged (hash %s: %s)",
+		     db->path, k->what, key, id, hex, why);
 		goto fail;
 	}
 	got = ckpt_hash_page(out);
 	if (!ckpt_hash_eq(&got, h)) {
-		ckpt_errf(err, errlen,
-			  "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64
-			  " is damaged (hash %s does not match)",
-			  db->path, k->what, key, id, hex);
+		errf(err, errlen,
+		     "%s: %s 0x%" PRIx64 " in checkpoint %" PRId64
+		     " is damaged (hash %s does not match)",
+		     db->path, k->what, key, id, hex);
 		goto fail;
 	}
 	sqlite3_reset(st);
@@ -567,7 +567,7 @@ static int read_map(struct ckpt_db *db, const struct read_kind *k, int64_t id,
 	    full_base(db, id, &base, err, errlen) || merge_maps(db, k, base, id, &map, err, errlen))
 		goto out;
 	if (ckpt_map_sorted(&map, &e, &n)) {
-		ckpt_errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory", db->path, id);
+		errf(err, errlen, "%s: checkpoint %" PRId64 ": out of memory", db->path, id);
 		goto out;
 	}
 	ckpt_map_free(&map);
@@ -586,17 +586,17 @@ static int read_map(struct ckpt_db *db, const struct read_kind *k, int64_t id,
 
 		ckpt_hash_hex(&sum, got_hex);
 		ckpt_hash_hex(want, want_hex);
-		ckpt_errf(err, errlen,
-			  "%s: checkpoint %" PRId64 " is damaged: its %s, rebuilt from the rows of "
-			  "checkpoints %" PRId64 "..%" PRId64 " (%zu entries), sums to %s, the "
-			  "checkpoint says %s",
-			  db->path, id, k->map, base, id, n, got_hex, want_hex);
+		errf(err, errlen,
+		     "%s: checkpoint %" PRId64 " is damaged: its %s, rebuilt from the rows of "
+		     "checkpoints %" PRId64 "..%" PRId64 " (%zu entries), sums to %s, the "
+		     "checkpoint says %s",
+		     db->path, id, k->map, base, id, n, got_hex, want_hex);
 		goto out;
 	}
 	dctx = ZSTD_createDCtx();
 	page = malloc(CKPT_PAGE_SIZE);
 	if (!dctx || !page) {
-		ckpt_errf(err, errlen, "%s: out of memory for the decompressor", db->path);
+		errf(err, errlen, "%s: out of memory for the decompressor", db->path);
 		goto out;
 	}
 	if (prep(db, "SELECT codec, data FROM pages WHERE hash = ?1", &st, err, errlen))
@@ -651,9 +651,9 @@ int ckpt_db_frame_for_event(struct ckpt_db *db, uint64_t event, struct ckpt_fram
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		ckpt_errf(err, errlen, "%s: no frame holds event %" PRIu64, db->path, event);
+		errf(err, errlen, "%s: no frame holds event %" PRIu64, db->path, event);
 	} else if (rc != SQLITE_ROW) {
-		ckpt_errf(err, errlen, "%s: reading frames: %s", db->path, sqlite3_errmsg(db->sql));
+		errf(err, errlen, "%s: reading frames: %s", db->path, sqlite3_errmsg(db->sql));
 	} else {
 		const char *hex = (const char *)sqlite3_column_text(st, 6);
 
@@ -664,9 +664,9 @@ int ckpt_db_frame_for_event(struct ckpt_db *db, uint64_t event, struct ckpt_fram
 		out->events = (uint32_t)sqlite3_column_int64(st, 4);
 		out->exits = (uint32_t)sqlite3_column_int64(st, 5);
 		if (ckpt_unhex(hex, out->prev_hash, TRACE_HASH_SIZE))
-			ckpt_errf(err, errlen,
-				  "%s: frame %" PRIu64 " is damaged: prev_hash is not 64 hex digits",
-				  db->path, out->seq);
+			errf(err, errlen,
+			     "%s: frame %" PRIu64 " is damaged: prev_hash is not 64 hex digits",
+			     db->path, out->seq);
 		else
 			ret = 0;
 	}

@@ -84,7 +84,7 @@ static int put_meta(sqlite3 *sql, sqlite3_stmt *st, const char *key, const char 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
-		ckpt_errf(err, errlen, "%s: writing meta %s: %s", path, key, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: writing meta %s: %s", path, key, sqlite3_errmsg(sql));
 		return -1;
 	}
 	sqlite3_reset(st);
@@ -100,7 +100,7 @@ static int write_meta(sqlite3 *sql, const char *path, const struct ckpt_meta *m,
 
 	if (sqlite3_prepare_v2(sql, "INSERT INTO meta(key, value) VALUES(?1, ?2)", -1, &st,
 			       NULL) != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: preparing meta insert: %s", path, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: preparing meta insert: %s", path, sqlite3_errmsg(sql));
 		return -1;
 	}
 	snprintf(num[0], sizeof(num[0]), "%d", CKPT_SCHEMA_VERSION);
@@ -126,7 +126,7 @@ int ckpt_schema_create(sqlite3 *sql, const char *path, const struct ckpt_meta *m
 	char *msg = NULL;
 
 	if (memchr(meta->trace_id, 0, sizeof(meta->trace_id)) == NULL) {
-		ckpt_errf(err, errlen, "%s: meta trace_id is not NUL-terminated", path);
+		errf(err, errlen, "%s: meta trace_id is not NUL-terminated", path);
 		return -1;
 	}
 	if (sqlite3_exec(sql, "BEGIN", NULL, NULL, &msg) != SQLITE_OK)
@@ -139,8 +139,8 @@ int ckpt_schema_create(sqlite3 *sql, const char *path, const struct ckpt_meta *m
 		goto sqlerr;
 	return 0;
 sqlerr:
-	ckpt_errf(err, errlen, "%s: creating the schema: %s", path,
-		  msg ? msg : sqlite3_errmsg(sql));
+	errf(err, errlen, "%s: creating the schema: %s", path,
+	     msg ? msg : sqlite3_errmsg(sql));
 	sqlite3_free(msg);
 rollback:
 	/* Nothing to check: the file is deleted by our caller anyway. */
@@ -158,7 +158,7 @@ static char *get_meta(sqlite3 *sql, const char *path, const char *key, char *err
 
 	if (sqlite3_prepare_v2(sql, "SELECT value FROM meta WHERE key = ?1", -1, &st,
 			       NULL) != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: reading meta: %s", path, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: reading meta: %s", path, sqlite3_errmsg(sql));
 		return NULL;
 	}
 	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -168,16 +168,16 @@ static char *get_meta(sqlite3 *sql, const char *path, const char *key, char *err
 		const unsigned char *t = sqlite3_column_text(st, 0);
 
 		if (!t && sqlite3_errcode(sql) == SQLITE_NOMEM)
-			ckpt_errf(err, errlen, "%s: meta %s: out of memory", path, key);
+			errf(err, errlen, "%s: meta %s: out of memory", path, key);
 		else if (!t)
-			ckpt_errf(err, errlen, "%s: meta %s is NULL", path, key);
+			errf(err, errlen, "%s: meta %s is NULL", path, key);
 		else if (!(v = strdup((const char *)t)))
-			ckpt_errf(err, errlen, "%s: meta %s: out of memory", path, key);
+			errf(err, errlen, "%s: meta %s: out of memory", path, key);
 	} else if (rc == SQLITE_DONE) {
-		ckpt_errf(err, errlen, "%s: not a complete checkpoint database: meta has no %s",
-			  path, key);
+		errf(err, errlen, "%s: not a complete checkpoint database: meta has no %s",
+		     path, key);
 	} else {
-		ckpt_errf(err, errlen, "%s: reading meta %s: %s", path, key, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: reading meta %s: %s", path, key, sqlite3_errmsg(sql));
 	}
 	sqlite3_finalize(st);
 	return v;
@@ -193,7 +193,7 @@ static int meta_u64(sqlite3 *sql, const char *path, const char *key, uint64_t *o
 	errno = 0;
 	*out = strtoull(v, &end, 10);
 	if (errno || end == v || *end || v[0] == '-') {
-		ckpt_errf(err, errlen, "%s: meta %s is \"%s\", not a number", path, key, v);
+		errf(err, errlen, "%s: meta %s is \"%s\", not a number", path, key, v);
 		free(v);
 		return -1;
 	}
@@ -209,7 +209,7 @@ static int has_object(sqlite3 *sql, const char *path, const char *name, const ch
 
 	if (sqlite3_prepare_v2(sql, "SELECT type FROM sqlite_master WHERE name = ?1", -1,
 			       &st, NULL) != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: reading the schema: %s", path, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: reading the schema: %s", path, sqlite3_errmsg(sql));
 		return -1;
 	}
 	rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -220,14 +220,14 @@ static int has_object(sqlite3 *sql, const char *path, const char *name, const ch
 
 		rc = t && !strcmp(t, type) ? 0 : 1;
 		if (rc)
-			ckpt_errf(err, errlen, "%s: not a checkpoint database: %s is a %s, not a %s",
-				  path, name, t ? t : "?", type);
+			errf(err, errlen, "%s: not a checkpoint database: %s is a %s, not a %s",
+			     path, name, t ? t : "?", type);
 	} else if (rc == SQLITE_DONE) {
-		ckpt_errf(err, errlen, "%s: not a checkpoint database: %s %s missing", path,
-			  type, name);
+		errf(err, errlen, "%s: not a checkpoint database: %s %s missing", path,
+		     type, name);
 		rc = 1;
 	} else {
-		ckpt_errf(err, errlen, "%s: reading the schema: %s", path, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: reading the schema: %s", path, sqlite3_errmsg(sql));
 	}
 	sqlite3_finalize(st);
 	return rc ? -1 : 0;
@@ -242,8 +242,8 @@ static int has_columns(sqlite3 *sql, const char *path, const char *name, const c
 
 	snprintf(q, sizeof(q), "SELECT %s FROM %s LIMIT 0", cols, name);
 	if (sqlite3_prepare_v2(sql, q, -1, &st, NULL) != SQLITE_OK) {
-		ckpt_errf(err, errlen, "%s: not a checkpoint database of schema %d: %s: %s", path,
-			  CKPT_SCHEMA_VERSION, name, sqlite3_errmsg(sql));
+		errf(err, errlen, "%s: not a checkpoint database of schema %d: %s: %s", path,
+		     CKPT_SCHEMA_VERSION, name, sqlite3_errmsg(sql));
 		return -1;
 	}
 	sqlite3_finalize(st);
@@ -263,8 +263,8 @@ static int read_meta(sqlite3 *sql, const char *path, struct ckpt_meta *m, char *
 	if (!id)
 		return -1;
 	if (strlen(id) >= sizeof(m->trace_id)) {
-		ckpt_errf(err, errlen, "%s: meta trace_id is %zu characters long", path,
-			  strlen(id));
+		errf(err, errlen, "%s: meta trace_id is %zu characters long", path,
+		     strlen(id));
 		free(id);
 		return -1;
 	}
@@ -284,11 +284,11 @@ int ckpt_schema_check(sqlite3 *sql, const char *path, struct ckpt_meta *meta,
 	    meta_u64(sql, path, "schema_version", &version, err, errlen))
 		return -1;
 	if (version != CKPT_SCHEMA_VERSION) {
-		ckpt_errf(err, errlen,
-			  "%s: checkpoint database schema version %" PRIu64
-			  ", this detvm reads version %d (without it, replays start from the "
-			  "beginning of the trace)",
-			  path, version, CKPT_SCHEMA_VERSION);
+		errf(err, errlen,
+		     "%s: checkpoint database schema version %" PRIu64
+		     ", this detvm reads version %d (without it, replays start from the "
+		     "beginning of the trace)",
+		     path, version, CKPT_SCHEMA_VERSION);
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
@@ -298,8 +298,8 @@ int ckpt_schema_check(sqlite3 *sql, const char *path, struct ckpt_meta *meta,
 	if (meta_u64(sql, path, "page_size", &page_size, err, errlen))
 		return -1;
 	if (page_size != CKPT_PAGE_SIZE) {
-		ckpt_errf(err, errlen, "%s: meta page_size is %" PRIu64 ", not %d", path,
-			  page_size, CKPT_PAGE_SIZE);
+		errf(err, errlen, "%s: meta page_size is %" PRIu64 ", not %d", path,
+		     page_size, CKPT_PAGE_SIZE);
 		return -1;
 	}
 	return read_meta(sql, path, meta, err, errlen);

@@ -1,5 +1,6 @@
 /* recording.c - see recording.h. */
 #include "recording.h"
+#include "common/errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,29 +12,20 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int recording_create(const char *rec, bool force, char *out, size_t outlen,
 		     char *err, size_t errlen)
 {
 	struct stat st;
 	if (mkdir(rec, 0777) < 0) {
 		if (errno != EEXIST)
-			return fail(err, errlen, "cannot create recording directory '%s': %s", rec, strerror(errno));
+			return errf(err, errlen, "cannot create recording directory '%s': %s", rec, strerror(errno));
 		if (stat(rec, &st) < 0 || !S_ISDIR(st.st_mode))
-			return fail(err, errlen, "'%s' exists and is not a recording directory", rec);
+			return errf(err, errlen, "'%s' exists and is not a recording directory", rec);
 		if (!force)
-			return fail(err, errlen, "recording '%s' already exists: choose another name, or --force to overwrite it", rec);
+			return errf(err, errlen, "recording '%s' already exists: choose another name, or --force to overwrite it", rec);
 	}
 	if ((size_t)snprintf(out, outlen, "%s/%s", rec, RECORDING_TRACE) >= outlen)
-		return fail(err, errlen, "recording path '%s' is too long", rec);
+		return errf(err, errlen, "recording path '%s' is too long", rec);
 	return 0;
 }
 
@@ -41,12 +33,12 @@ int recording_trace_path(const char *rec, char *out, size_t outlen, char *err, s
 {
 	struct stat st;
 	if (stat(rec, &st) < 0)
-		return fail(err, errlen, "cannot open recording '%s': %s", rec, strerror(errno));
+		return errf(err, errlen, "cannot open recording '%s': %s", rec, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
 		if ((size_t)snprintf(out, outlen, "%s/%s", rec, RECORDING_TRACE) >= outlen)
-			return fail(err, errlen, "recording path '%s' is too long", rec);
+			return errf(err, errlen, "recording path '%s' is too long", rec);
 	} else if ((size_t)snprintf(out, outlen, "%s", rec) >= outlen) {
-		return fail(err, errlen, "recording path '%s' is too long", rec);
+		return errf(err, errlen, "recording path '%s' is too long", rec);
 	}
 	return 0;
 }
@@ -56,7 +48,7 @@ int file_identity(const char *path, uint64_t *size, struct trace_hash128 *hash,
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return errf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
 	XXH3_state_t *s = XXH3_createState();
 	size_t bufsz = 1 << 20;
 	uint8_t *buf = malloc(bufsz);
@@ -64,7 +56,7 @@ int file_identity(const char *path, uint64_t *size, struct trace_hash128 *hash,
 		close(fd);
 		free(buf);
 		XXH3_freeState(s);
-		return fail(err, errlen, "out of memory hashing '%s'", path);
+		return errf(err, errlen, "out of memory hashing '%s'", path);
 	}
 	XXH3_128bits_reset(s);
 	uint64_t total = 0;
@@ -74,7 +66,7 @@ int file_identity(const char *path, uint64_t *size, struct trace_hash128 *hash,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = fail(err, errlen, "reading '%s' at offset %llu: %s", path,
+			rc = errf(err, errlen, "reading '%s' at offset %llu: %s", path,
 				  (unsigned long long)total, strerror(errno));
 			break;
 		}

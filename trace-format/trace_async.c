@@ -121,8 +121,8 @@ struct trace_async *trace_async_start(struct trace_sink *sink, unsigned depth,
 	e = pthread_create(&a->thread, NULL, worker, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
-		trace_errf(err, errlen, "%s: cannot start the writer thread: %s",
-			   sink->path, strerror(e));
+		errf(err, errlen, "%s: cannot start the writer thread: %s",
+		     sink->path, strerror(e));
 		free_async(a);
 		return NULL;
 	}
@@ -132,7 +132,7 @@ struct trace_async *trace_async_start(struct trace_sink *sink, unsigned depth,
 nomem_free:
 	free_async(a);
 nomem:
-	trace_errf(err, errlen, "%s: out of memory", sink->path);
+	errf(err, errlen, "%s: out of memory", sink->path);
 	return NULL;
 }
 
@@ -152,7 +152,7 @@ int trace_async_swap(struct trace_async *a, struct trace_frame_buf **buf,
 	}
 	*buf = a->spare[--a->nspare];
 	if (a->failed) {
-		trace_errf(err, errlen, "%s", a->err);
+		errf(err, errlen, "%s", a->err);
 		ret = -1;
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -167,7 +167,7 @@ int trace_async_drain(struct trace_async *a, char *err, size_t errlen)
 	while (a->qlen || a->busy)
 		pthread_cond_wait(&a->done, &a->lock);
 	if (a->failed) {
-		trace_errf(err, errlen, "%s", a->err);
+		errf(err, errlen, "%s", a->err);
 		ret = -1;
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -92,17 +92,6 @@ const char *trace_tag_name(uint16_t tag)
 	return k ? k->name : NULL;
 }
 
-void trace_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 struct trace_header *trace_header_new(void)
 {
 	struct trace_header *h = calloc(1, sizeof(*h));
@@ -390,9 +379,9 @@ static int validate_field(const struct known_tag *k,
 			goto length;
 		for (uint32_t i = 0; i < f->len; i += MSR_ENTRY_SIZE)
 			if (get_le32(f->data + i + 4)) {
-				trace_errf(err, errlen,
-					   "header field MSRS: entry %u has a nonzero pad",
-					   i / MSR_ENTRY_SIZE);
+				errf(err, errlen,
+				     "header field MSRS: entry %u has a nonzero pad",
+				     i / MSR_ENTRY_SIZE);
 				return -1;
 			}
 		return 0;
@@ -404,26 +393,26 @@ static int validate_field(const struct known_tag *k,
 		return 0;
 	case FK_PACKED:
 		/* trace_header_add() refuses it; a header never holds it. */
-		trace_errf(err, errlen,
-			   "header field PACKED_FIELDS is written by the encoder only");
+		errf(err, errlen,
+		     "header field PACKED_FIELDS is written by the encoder only");
 		return -1;
 	}
 	return 0;
 length:
-	trace_errf(err, errlen, "header field %s: bad length %u", k->name,
-		   f->len);
+	errf(err, errlen, "header field %s: bad length %u", k->name,
+	     f->len);
 	return -1;
 nul:
-	trace_errf(err, errlen, "header field %s: string contains a NUL byte",
-		   k->name);
+	errf(err, errlen, "header field %s: string contains a NUL byte",
+	     k->name);
 	return -1;
 value:
-	trace_errf(err, errlen, "header field %s: unknown value \"%.64s\"",
-		   k->name, s);
+	errf(err, errlen, "header field %s: unknown value \"%.64s\"",
+	     k->name, s);
 	return -1;
 value_u64:
-	trace_errf(err, errlen, "header field %s: invalid value %llu", k->name,
-		   (unsigned long long)get_le64(f->data));
+	errf(err, errlen, "header field %s: invalid value %llu", k->name,
+	     (unsigned long long)get_le64(f->data));
 	return -1;
 }
 
@@ -444,9 +433,9 @@ int trace_header_check_required(const struct trace_header *h, char *err,
 {
 	for (size_t i = 0; i < N_KNOWN; i++)
 		if (known_tags[i].required && !find_field(h, known_tags[i].tag)) {
-			trace_errf(err, errlen,
-				   "header field %s is missing: not a replayable recording",
-				   known_tags[i].name);
+			errf(err, errlen,
+			     "header field %s is missing: not a replayable recording",
+			     known_tags[i].name);
 			return -1;
 		}
 	return 0;
@@ -498,7 +487,7 @@ static int pack_fields(const struct trace_header *h, uint8_t **comp,
 	out = malloc(bound);
 	cc = ZSTD_createCCtx();
 	if (!raw || !out || !cc) {
-		trace_errf(err, errlen, "file header: packing fields: out of memory");
+		errf(err, errlen, "file header: packing fields: out of memory");
 		goto out;
 	}
 	p = raw;
@@ -519,9 +508,9 @@ static int pack_fields(const struct trace_header *h, uint8_t **comp,
 	if (!ZSTD_isError(r))
 		r = ZSTD_compress2(cc, out, bound, raw, n);
 	if (ZSTD_isError(r)) {
-		trace_errf(err, errlen,
-			   "file header: packing %zu bytes of fields: zstd: %s",
-			   n, ZSTD_getErrorName(r));
+		errf(err, errlen,
+		     "file header: packing %zu bytes of fields: zstd: %s",
+		     n, ZSTD_getErrorName(r));
 		goto out;
 	}
 	*comp = out;
@@ -565,7 +554,7 @@ int trace_header_encode_as(const struct trace_header *h, uint16_t minor,
 	b = malloc(n);
 	if (!b) {
 		free(comp);
-		trace_errf(err, errlen, "file header: out of memory");
+		errf(err, errlen, "file header: out of memory");
 		return -1;
 	}
 	memcpy(b, TRACE_FILE_MAGIC, TRACE_FILE_MAGIC_LEN);
@@ -604,12 +593,12 @@ int trace_header_check_fixed(const uint8_t *b, size_t n, uint32_t *body_len,
 
 	if (n < TRACE_FILE_MAGIC_LEN ||
 	    memcmp(b, TRACE_FILE_MAGIC, TRACE_FILE_MAGIC_LEN)) {
-		trace_errf(err, errlen, "not a detvm trace (bad magic)");
+		errf(err, errlen, "not a detvm trace (bad magic)");
 		return -1;
 	}
 	if (n < TRACE_FILE_FIXED) {
-		trace_errf(err, errlen,
-			   "file header cut short at offset %zu", n);
+		errf(err, errlen,
+		     "file header cut short at offset %zu", n);
 		return -1;
 	}
 	/*
@@ -619,22 +608,22 @@ int trace_header_check_fixed(const uint8_t *b, size_t n, uint32_t *body_len,
 	major = get_le16(b + 8);
 	minor = get_le16(b + 10);
 	if (major > TRACE_FORMAT_MAJOR) {
-		trace_errf(err, errlen,
-			   "trace format %u.%u is newer than this detvm supports (%u.x): upgrade detvm",
-			   major, minor, TRACE_FORMAT_MAJOR);
+		errf(err, errlen,
+		     "trace format %u.%u is newer than this detvm supports (%u.x): upgrade detvm",
+		     major, minor, TRACE_FORMAT_MAJOR);
 		return -1;
 	}
 	if (major < TRACE_FORMAT_MAJOR) {
-		trace_errf(err, errlen,
-			   "trace format %u.%u is older than any this detvm reads (%u.x)",
-			   major, minor, TRACE_FORMAT_MAJOR);
+		errf(err, errlen,
+		     "trace format %u.%u is older than any this detvm reads (%u.x)",
+		     major, minor, TRACE_FORMAT_MAJOR);
 		return -1;
 	}
 	*body_len = get_le32(b + 12);
 	if (*body_len > TRACE_HEADER_BODY_MAX) {
-		trace_errf(err, errlen,
-			   "file header body of %u bytes exceeds the %u limit",
-			   *body_len, TRACE_HEADER_BODY_MAX);
+		errf(err, errlen,
+		     "file header body of %u bytes exceeds the %u limit",
+		     *body_len, TRACE_HEADER_BODY_MAX);
 		return -1;
 	}
 	return 0;
@@ -682,8 +671,8 @@ static int packed_err(char *err, size_t errlen, size_t at, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	trace_errf(err, errlen, "file header: PACKED_FIELDS at offset %zu: %s",
-		   at, msg);
+	errf(err, errlen, "file header: PACKED_FIELDS at offset %zu: %s",
+	     at, msg);
 	return -1;
 }
 
@@ -784,31 +773,31 @@ static int parse_tlvs(struct trace_header *h, const struct tlv_list *l,
 		uint32_t len;
 
 		if (l->n - pos < TRACE_TLV_HDR) {
-			trace_errf(err, errlen, "file header: field at %s cut short",
-				   where(at, sizeof(at), l, pos));
+			errf(err, errlen, "file header: field at %s cut short",
+			     where(at, sizeof(at), l, pos));
 			return -1;
 		}
 		tag = get_le16(l->p + pos);
 		len = get_le32(l->p + pos + 2);
 		if (len > l->n - pos - TRACE_TLV_HDR) {
-			trace_errf(err, errlen,
-				   "file header: field 0x%04x at %s runs past the %s",
-				   tag, where(at, sizeof(at), l, pos),
-				   l->packed_at ? "packed fields" : "header body");
+			errf(err, errlen,
+			     "file header: field 0x%04x at %s runs past the %s",
+			     tag, where(at, sizeof(at), l, pos),
+			     l->packed_at ? "packed fields" : "header body");
 			return -1;
 		}
 		if (tag == TRACE_TAG_PACKED_FIELDS) {
 			/* One level and one entry: unpacking stays bounded. */
 			if (l->packed_at) {
-				trace_errf(err, errlen,
-					   "file header: PACKED_FIELDS inside PACKED_FIELDS (%s)",
-					   where(at, sizeof(at), l, pos));
+				errf(err, errlen,
+				     "file header: PACKED_FIELDS inside PACKED_FIELDS (%s)",
+				     where(at, sizeof(at), l, pos));
 				return -1;
 			}
 			if (*packed_seen) {
-				trace_errf(err, errlen,
-					   "file header: field 0x%04x appears twice (%s)",
-					   tag, where(at, sizeof(at), l, pos));
+				errf(err, errlen,
+				     "file header: field 0x%04x appears twice (%s)",
+				     tag, where(at, sizeof(at), l, pos));
 				return -1;
 			}
 			*packed_seen = true;
@@ -820,29 +809,29 @@ static int parse_tlvs(struct trace_header *h, const struct tlv_list *l,
 			continue;
 		}
 		if (find_field(h, tag)) {
-			trace_errf(err, errlen,
-				   "file header: field 0x%04x appears twice (%s)",
-				   tag, where(at, sizeof(at), l, pos));
+			errf(err, errlen,
+			     "file header: field 0x%04x appears twice (%s)",
+			     tag, where(at, sizeof(at), l, pos));
 			return -1;
 		}
 		if (!find_known(tag) && (tag & TRACE_TAG_CRITICAL)) {
-			trace_errf(err, errlen,
-				   "file header: field 0x%04x is critical but unknown to this detvm (format %u.%u): upgrade detvm",
-				   tag, TRACE_FORMAT_MAJOR, TRACE_FORMAT_MINOR);
+			errf(err, errlen,
+			     "file header: field 0x%04x is critical but unknown to this detvm (format %u.%u): upgrade detvm",
+			     tag, TRACE_FORMAT_MAJOR, TRACE_FORMAT_MINOR);
 			return -1;
 		}
 		if (h->n >= TRACE_HEADER_FIELDS_MAX) {
-			trace_errf(err, errlen,
-				   "file header: too many fields (more than %u, at %s)",
-				   TRACE_HEADER_FIELDS_MAX,
-				   where(at, sizeof(at), l, pos));
+			errf(err, errlen,
+			     "file header: too many fields (more than %u, at %s)",
+			     TRACE_HEADER_FIELDS_MAX,
+			     where(at, sizeof(at), l, pos));
 			return -1;
 		}
 		/* unpack() checked the unpacked size: only memory can fail. */
 		if (trace_header_add(h, tag, l->p + pos + TRACE_TLV_HDR, len)) {
-			trace_errf(err, errlen, "file header: field at %s: %s",
-				   where(at, sizeof(at), l, pos),
-				   strerror(errno));
+			errf(err, errlen, "file header: field at %s: %s",
+			     where(at, sizeof(at), l, pos),
+			     strerror(errno));
 			return -1;
 		}
 		pos += TRACE_TLV_HDR + len;
@@ -863,20 +852,20 @@ struct trace_header *trace_header_decode(const uint8_t *b, size_t n,
 		return NULL;
 	total = TRACE_FILE_FIXED + (size_t)body_len + TRACE_FILE_CSUM;
 	if (n != total) {
-		trace_errf(err, errlen,
-			   "file header cut short: %zu of %zu bytes", n, total);
+		errf(err, errlen,
+		     "file header cut short: %zu of %zu bytes", n, total);
 		return NULL;
 	}
 	if (XXH3_64bits(b, total - TRACE_FILE_CSUM) !=
 	    get_le64(b + total - TRACE_FILE_CSUM)) {
-		trace_errf(err, errlen,
-			   "file header checksum mismatch (offset 0, %zu bytes)",
-			   total);
+		errf(err, errlen,
+		     "file header checksum mismatch (offset 0, %zu bytes)",
+		     total);
 		return NULL;
 	}
 	h = trace_header_new();
 	if (!h) {
-		trace_errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	h->major = get_le16(b + 8);

@@ -115,9 +115,8 @@ static inline uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
-/* snprintf into err, tolerating err == NULL. */
-void trace_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Error messages: errf(), as in every module. */
+#include "common/errf.h"
 
 /* ---- header codec (trace_header.c) ---- */
 

@@ -164,52 +164,52 @@ struct trace_reader *trace_reader_open(const char *path, char *err,
 	char why[TRACE_ERR_MAX];
 
 	if (!r) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	r->fd = -1;
 	r->path = strdup(path);
 	if (!r->path) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
-		trace_errf(err, errlen, "%s: open: %s", path, strerror(errno));
+		errf(err, errlen, "%s: open: %s", path, strerror(errno));
 		goto fail;
 	}
 	n = pread_full(r->fd, fixed, sizeof(fixed), 0);
 	if (n < 0) {
-		trace_errf(err, errlen, "%s: read at offset 0: %s", path,
-			   strerror(errno));
+		errf(err, errlen, "%s: read at offset 0: %s", path,
+		     strerror(errno));
 		goto fail;
 	}
 	if (n == 0) {
-		trace_errf(err, errlen,
-			   "%s: empty file (no header: the recorder never started writing)",
-			   path);
+		errf(err, errlen,
+		     "%s: empty file (no header: the recorder never started writing)",
+		     path);
 		goto fail;
 	}
 	if (trace_header_check_fixed(fixed, (size_t)n, &body_len, why,
 				     sizeof(why))) {
-		trace_errf(err, errlen, "%s: %s", path, why);
+		errf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
 	r->hdr_len = TRACE_FILE_FIXED + (uint64_t)body_len + TRACE_FILE_CSUM;
 	hb = malloc(r->hdr_len);
 	if (!hb) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	n = pread_full(r->fd, hb, r->hdr_len, 0);
 	if (n < 0) {
-		trace_errf(err, errlen, "%s: read at offset 0: %s", path,
-			   strerror(errno));
+		errf(err, errlen, "%s: read at offset 0: %s", path,
+		     strerror(errno));
 		goto fail;
 	}
 	r->hdr = trace_header_decode(hb, (size_t)n, why, sizeof(why));
 	if (!r->hdr) {
-		trace_errf(err, errlen, "%s: %s", path, why);
+		errf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
 	r->fh_size = TRACE_FRAME_HDR_SIZE;
@@ -224,7 +224,7 @@ struct trace_reader *trace_reader_open(const char *path, char *err,
 	r->off = r->hdr_len;
 	r->dctx = ZSTD_createDCtx();
 	if (!r->dctx) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	free(hb);

@@ -55,20 +55,20 @@ int trace_sink_init(struct trace_sink *s, const char *path, int fd,
 	memcpy(s->chain, chain, TRACE_HASH_SIZE);
 	cctx = ZSTD_createCCtx();
 	if (!cctx) {
-		trace_errf(s->err, sizeof(s->err), "%s: out of memory", path);
+		errf(s->err, sizeof(s->err), "%s: out of memory", path);
 		return -1;
 	}
 	s->cctx = cctx;
 	r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
 	if (ZSTD_isError(r)) {
-		trace_errf(s->err, sizeof(s->err), "%s: zstd level %d: %s",
-			   path, level, ZSTD_getErrorName(r));
+		errf(s->err, sizeof(s->err), "%s: zstd level %d: %s",
+		     path, level, ZSTD_getErrorName(r));
 		return -1;
 	}
 	s->out_cap = TRACE_FRAME_HDR_SIZE + ZSTD_compressBound(max_raw);
 	s->out = malloc(s->out_cap);
 	if (!s->out) {
-		trace_errf(s->err, sizeof(s->err), "%s: out of memory", path);
+		errf(s->err, sizeof(s->err), "%s: out of memory", path);
 		return -1;
 	}
 	return 0;
@@ -84,21 +84,21 @@ int trace_sink_put(struct trace_sink *s, const struct trace_frame_buf *f)
 		return -1;
 	if (f->seq != s->frames || !f->events) {
 		/* The appending side numbers frames; a gap is a bug here. */
-		trace_errf(s->err, sizeof(s->err),
-			   "%s: frame %llu at offset %llu: internal error: expected sequence %llu",
-			   s->path, (unsigned long long)f->seq,
-			   (unsigned long long)s->off,
-			   (unsigned long long)s->frames);
+		errf(s->err, sizeof(s->err),
+		     "%s: frame %llu at offset %llu: internal error: expected sequence %llu",
+		     s->path, (unsigned long long)f->seq,
+		     (unsigned long long)s->off,
+		     (unsigned long long)s->frames);
 		s->failed = true;
 		return -1;
 	}
 	comp = ZSTD_compress2(s->cctx, payload, s->out_cap - TRACE_FRAME_HDR_SIZE,
 			      f->raw, f->len);
 	if (ZSTD_isError(comp)) {
-		trace_errf(s->err, sizeof(s->err),
-			   "%s: frame %llu at offset %llu: zstd: %s", s->path,
-			   (unsigned long long)f->seq,
-			   (unsigned long long)s->off, ZSTD_getErrorName(comp));
+		errf(s->err, sizeof(s->err),
+		     "%s: frame %llu at offset %llu: zstd: %s", s->path,
+		     (unsigned long long)f->seq,
+		     (unsigned long long)s->off, ZSTD_getErrorName(comp));
 		s->failed = true;
 		return -1;
 	}
@@ -116,10 +116,10 @@ int trace_sink_put(struct trace_sink *s, const struct trace_frame_buf *f)
 	if (trace_write_full(s->fd, s->out, total)) {
 		int e = errno;
 
-		trace_errf(s->err, sizeof(s->err),
-			   "%s: frame %llu at offset %llu: write: %s", s->path,
-			   (unsigned long long)f->seq,
-			   (unsigned long long)s->off, strerror(e));
+		errf(s->err, sizeof(s->err),
+		     "%s: frame %llu at offset %llu: write: %s", s->path,
+		     (unsigned long long)f->seq,
+		     (unsigned long long)s->off, strerror(e));
 		s->failed = true;
 		/* Best effort: leave the file ending at a frame boundary. */
 		if (ftruncate(s->fd, (off_t)s->off) == 0)
@@ -150,9 +150,9 @@ int trace_sink_trailer(struct trace_sink *s)
 		return -1;
 	trace_trailer_pack(s->frames, s->chain, t);
 	if (trace_write_full(s->fd, t, sizeof(t))) {
-		trace_errf(s->err, sizeof(s->err),
-			   "%s: trailer at offset %llu: write: %s", s->path,
-			   (unsigned long long)s->off, strerror(errno));
+		errf(s->err, sizeof(s->err),
+		     "%s: trailer at offset %llu: write: %s", s->path,
+		     (unsigned long long)s->off, strerror(errno));
 		s->failed = true;
 		return -1;
 	}

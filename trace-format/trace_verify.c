@@ -46,18 +46,18 @@ int trace_verify(const char *path, struct trace_verify_report *rep,
 	trace_reader_chain_hash(r, rep->final_hash);
 	trace_hash_hex(rep->final_hash, rep->final_hash_hex);
 	if (ret < 0) {
-		trace_errf(err, errlen, "%s", trace_reader_error(r));
+		errf(err, errlen, "%s", trace_reader_error(r));
 		trace_reader_close(r);
 		return -1;
 	}
 	rep->complete = trace_reader_complete(r);
 	if (!rep->complete) {
 		rep->truncated_at = trace_reader_truncated_at(r);
-		trace_errf(err, errlen,
-			   "%s: cut short at offset %llu after %llu frames%s: the recording did not finish (recorder killed?)",
-			   path, (unsigned long long)rep->truncated_at,
-			   (unsigned long long)rep->frames,
-			   rep->has_end ? " (END present, trailer missing)" : "");
+		errf(err, errlen,
+		     "%s: cut short at offset %llu after %llu frames%s: the recording did not finish (recorder killed?)",
+		     path, (unsigned long long)rep->truncated_at,
+		     (unsigned long long)rep->frames,
+		     rep->has_end ? " (END present, trailer missing)" : "");
 	}
 	trace_reader_close(r);
 	return rep->complete ? 0 : 1;

@@ -62,19 +62,19 @@ static int check_opts(const char *path, struct trace_writer_opts *o,
 		o->queue_frames = QUEUE_FRAMES_DEFAULT;
 	if (o->zstd_level < ZSTD_minCLevel() ||
 	    o->zstd_level > ZSTD_maxCLevel()) {
-		trace_errf(err, errlen, "%s: zstd level %d out of range [%d, %d]",
-			   path, o->zstd_level, ZSTD_minCLevel(),
-			   ZSTD_maxCLevel());
+		errf(err, errlen, "%s: zstd level %d out of range [%d, %d]",
+		     path, o->zstd_level, ZSTD_minCLevel(),
+		     ZSTD_maxCLevel());
 		return -1;
 	}
 	if (o->frame_bytes > TRACE_FRAME_BYTES_MAX) {
-		trace_errf(err, errlen, "%s: frame size %zu above the %u limit",
-			   path, o->frame_bytes, TRACE_FRAME_BYTES_MAX);
+		errf(err, errlen, "%s: frame size %zu above the %u limit",
+		     path, o->frame_bytes, TRACE_FRAME_BYTES_MAX);
 		return -1;
 	}
 	if (o->queue_frames > QUEUE_FRAMES_MAX) {
-		trace_errf(err, errlen, "%s: queue of %u frames above the %u limit",
-			   path, o->queue_frames, QUEUE_FRAMES_MAX);
+		errf(err, errlen, "%s: queue of %u frames above the %u limit",
+		     path, o->queue_frames, QUEUE_FRAMES_MAX);
 		return -1;
 	}
 	return 0;
@@ -93,30 +93,30 @@ static int create_file(struct trace_writer *w, const struct trace_header *h,
 	/* Never overwrite a recording unless asked to; then truncate it. */
 	flags |= w->opts.force ? O_TRUNC : O_EXCL;
 	if (trace_header_encode(h, &hb, &hlen, why, sizeof(why))) {
-		trace_errf(err, errlen, "%s: %s", w->path, why);
+		errf(err, errlen, "%s: %s", w->path, why);
 		return -1;
 	}
 	w->fd = open(w->path, flags, 0644);
 	if (w->fd < 0) {
 		if (errno == EEXIST)
-			trace_errf(err, errlen,
-				   "%s: file exists; not overwriting a recording (force to truncate it)",
-				   w->path);
+			errf(err, errlen,
+			     "%s: file exists; not overwriting a recording (force to truncate it)",
+			     w->path);
 		else
-			trace_errf(err, errlen, "%s: open: %s", w->path,
-				   strerror(errno));
+			errf(err, errlen, "%s: open: %s", w->path,
+			     strerror(errno));
 		goto out;
 	}
 	if (trace_write_full(w->fd, hb, hlen)) {
-		trace_errf(err, errlen, "%s: header at offset 0: write: %s",
-			   w->path, strerror(errno));
+		errf(err, errlen, "%s: header at offset 0: write: %s",
+		     w->path, strerror(errno));
 		goto out;
 	}
 	trace_sha256_2(hb, hlen, NULL, 0, chain);
 	memcpy(w->header_hash, chain, TRACE_HASH_SIZE);
 	if (trace_sink_init(&w->sink, w->path, w->fd, hlen, chain,
 			    w->opts.zstd_level, w->cur->cap)) {
-		trace_errf(err, errlen, "%s", w->sink.err);
+		errf(err, errlen, "%s", w->sink.err);
 		goto out;
 	}
 	w->sink.on_frame = w->opts.on_frame;
@@ -136,7 +136,7 @@ struct trace_writer *trace_writer_open(const char *path,
 	char why[TRACE_ERR_MAX];
 
 	if (!w) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
 	w->fd = -1;
@@ -146,21 +146,21 @@ struct trace_writer *trace_writer_open(const char *path,
 	if (check_opts(path, &w->opts, err, errlen))
 		goto fail;
 	if (trace_header_validate(h, why, sizeof(why))) {
-		trace_errf(err, errlen, "%s: %s", path, why);
+		errf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
 	if (trace_header_get(h, TRACE_TAG_FRAME_HEADER_SIZE, NULL)) {
 		/* Frames here are 96 bytes; the field is for later minors. */
-		trace_errf(err, errlen,
-			   "%s: header field FRAME_HEADER_SIZE is reserved for the writer",
-			   path);
+		errf(err, errlen,
+		     "%s: header field FRAME_HEADER_SIZE is reserved for the writer",
+		     path);
 		goto fail;
 	}
 	w->path = strdup(path);
 	/* Room for one more event after the frame has reached its size. */
 	w->cur = trace_frame_buf_new(w->opts.frame_bytes + TRACE_EVENT_MAX_ENC);
 	if (!w->path || !w->cur) {
-		trace_errf(err, errlen, "%s: out of memory", path);
+		errf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	if (create_file(w, h, err, errlen))

@@ -1,5 +1,6 @@
 /* kvm.c - see kvm.h.  The KVM API is Documentation/virt/kvm/api.rst. */
 #include "kvm.h"
+#include "common/errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,17 +19,6 @@
  * range just below 4 GiB that is neither RAM nor one of our devices. */
 #define KVM_TSS_ADDR          0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int e = errno;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	errno = e;
-	return -1;
-}
 
 const char *kvm_dev_path(void)
 {
@@ -49,11 +39,11 @@ int kvm_open(struct kvm *k, char *err, size_t errlen)
 		int e = errno;
 		const char *hint = e == ENOENT ? " (no KVM on this host: is the kvm module loaded, or is this a VM without nested virtualisation?)"
 			: (e == EACCES || e == EPERM) ? " (not permitted: add your user to the 'kvm' group or run as root)" : "";
-		return fail(err, errlen, "cannot open %s: %s%s", dev, strerror(e), hint);
+		return errf(err, errlen, "cannot open %s: %s%s", dev, strerror(e), hint);
 	}
 	int v = ioctl(k->sys_fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION)
-		return fail(err, errlen, "%s: KVM_GET_API_VERSION returned %d, expected %d (is it a KVM device?)",
+		return errf(err, errlen, "%s: KVM_GET_API_VERSION returned %d, expected %d (is it a KVM device?)",
 			    dev, v, KVM_API_VERSION);
 	static const struct { int cap; const char *name; } caps[] = {
 		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
@@ -63,21 +53,21 @@ int kvm_open(struct kvm *k, char *err, size_t errlen)
 	};
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
 		if (ioctl(k->sys_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
-			return fail(err, errlen, "%s lacks %s, which detvm needs", dev, caps[i].name);
+			return errf(err, errlen, "%s lacks %s, which detvm needs", dev, caps[i].name);
 
 	k->vm_fd = ioctl(k->sys_fd, KVM_CREATE_VM, 0);
 	if (k->vm_fd < 0)
-		return fail(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return errf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 	if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
-		return fail(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return errf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
 	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
 	if (ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 && errno != EINVAL)
-		return fail(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+		return errf(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR };
 	cap.args[0] = KVM_MSR_EXIT_REASON_FILTER;
 	if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
-		return fail(err, errlen, "KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR): %s", strerror(errno));
+		return errf(err, errlen, "KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR): %s", strerror(errno));
 	return 0;
 }
 
@@ -108,7 +98,7 @@ int kvm_set_memory(struct kvm *k, uint32_t slot, uint64_t gpa, uint64_t size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
 	};
 	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-		return fail(err, errlen, "KVM_SET_USER_MEMORY_REGION(slot %u, gpa 0x%llx, %llu MiB): %s",
+		return errf(err, errlen, "KVM_SET_USER_MEMORY_REGION(slot %u, gpa 0x%llx, %llu MiB): %s",
 			    slot, (unsigned long long)gpa, (unsigned long long)(size >> 20), strerror(errno));
 	return 0;
 }
@@ -142,15 +132,15 @@ int kvm_create_vcpu(struct kvm *k, char *err, size_t errlen)
 {
 	k->vcpu_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
 	if (k->vcpu_fd < 0)
-		return fail(err, errlen, "KVM_CREATE_VCPU: %s", strerror(errno));
+		return errf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(errno));
 	int sz = ioctl(k->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz < (int)sizeof(struct kvm_run))
-		return fail(err, errlen, "KVM_GET_VCPU_MMAP_SIZE returned %d: %s", sz, strerror(errno));
+		return errf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE returned %d: %s", sz, strerror(errno));
 	k->run_size = (size_t)sz;
 	k->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu_fd, 0);
 	if (k->run == MAP_FAILED) {
 		k->run = NULL;
-		return fail(err, errlen, "mmap of the vCPU run area (%d bytes): %s", sz, strerror(errno));
+		return errf(err, errlen, "mmap of the vCPU run area (%d bytes): %s", sz, strerror(errno));
 	}
 	k->stats_fd = ioctl(k->vcpu_fd, KVM_GET_STATS_FD, 0);
 	if (k->stats_fd >= 0)
@@ -163,17 +153,17 @@ int kvm_setup_cpuid(struct kvm *k, const struct kvm_cpuid_entry2 *table, size_t 
 {
 	if (table) {
 		if (n > KVM_MAX_CPUID)
-			return fail(err, errlen, "CPUID table of %zu entries (at most %d)", n, KVM_MAX_CPUID);
+			return errf(err, errlen, "CPUID table of %zu entries (at most %d)", n, KVM_MAX_CPUID);
 		memcpy(k->cpuid.e, table, n * sizeof(*table));
 		k->cpuid.hdr.nent = (uint32_t)n;
 	} else {
 		k->cpuid.hdr.nent = KVM_MAX_CPUID;
 		if (ioctl(k->sys_fd, KVM_GET_SUPPORTED_CPUID, &k->cpuid) < 0)
-			return fail(err, errlen, "KVM_GET_SUPPORTED_CPUID (%d entries): %s", KVM_MAX_CPUID, strerror(errno));
+			return errf(err, errlen, "KVM_GET_SUPPORTED_CPUID (%d entries): %s", KVM_MAX_CPUID, strerror(errno));
 		k->cpuid.hdr.nent = (uint32_t)cpuid_filter(k->cpuid.e, (int)k->cpuid.hdr.nent);
 	}
 	if (ioctl(k->vcpu_fd, KVM_SET_CPUID2, &k->cpuid) < 0)
-		return fail(err, errlen, "KVM_SET_CPUID2 (%u entries): %s", k->cpuid.hdr.nent, strerror(errno));
+		return errf(err, errlen, "KVM_SET_CPUID2 (%u entries): %s", k->cpuid.hdr.nent, strerror(errno));
 	return 0;
 }
 
@@ -193,7 +183,7 @@ int kvm_setup_msr_filter(struct kvm *k, char *err, size_t errlen)
 		};
 	}
 	if (ioctl(k->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
-		return fail(err, errlen, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
+		return errf(err, errlen, "KVM_X86_SET_MSR_FILTER: %s", strerror(errno));
 	return 0;
 }
 
@@ -211,7 +201,7 @@ int kvm_set_boot_state(struct kvm *k, const struct boot_cpu *cpu, char *err, siz
 	struct kvm_regs regs;
 
 	if (ioctl(k->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
-		return fail(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 	bool long_mode = cpu->mode == BOOT_NATIVE64;
 	flat_seg(&sregs.cs, cpu->code_sel, 0xb, long_mode, !long_mode);
 	flat_seg(&sregs.ds, cpu->data_sel, 0x3, false, true);
@@ -233,7 +223,7 @@ int kvm_set_boot_state(struct kvm *k, const struct boot_cpu *cpu, char *err, siz
 		sregs.efer = 0;
 	}
 	if (ioctl(k->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
-		return fail(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = cpu->rip;
@@ -244,7 +234,7 @@ int kvm_set_boot_state(struct kvm *k, const struct boot_cpu *cpu, char *err, siz
 	regs.rdi = cpu->rdi;
 	regs.rsi = cpu->rsi;
 	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0)
-		return fail(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 	return 0;
 }
 

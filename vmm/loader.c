@@ -6,6 +6,7 @@
  * QEMU's -kernel (kvm-unit-tests and the like) expect multiboot.
  */
 #include "loader.h"
+#include "common/errf.h"
 
 #include <elf.h>
 #include <stdarg.h>
@@ -43,15 +44,6 @@ struct mb_mmap {
 	uint32_t type;
 } __attribute__((packed));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 const char *boot_mode_name(enum boot_mode m)
 {
 	return m == BOOT_NATIVE64 ? "elf64" : "multiboot";
@@ -63,17 +55,17 @@ static int place(const struct guest_mem *gm, const uint8_t *image, size_t size,
 		 const char *what, char *err, size_t errlen)
 {
 	if (filesz > memsz)
-		return fail(err, errlen, "%s: file size 0x%llx exceeds memory size 0x%llx",
+		return errf(err, errlen, "%s: file size 0x%llx exceeds memory size 0x%llx",
 			    what, (unsigned long long)filesz, (unsigned long long)memsz);
 	if (off > size || filesz > size - off)
-		return fail(err, errlen, "%s: file range 0x%llx+0x%llx lies beyond the end of the image (%zu bytes)",
+		return errf(err, errlen, "%s: file range 0x%llx+0x%llx lies beyond the end of the image (%zu bytes)",
 			    what, (unsigned long long)off, (unsigned long long)filesz, size);
 	if (gpa < BOOT_KERNEL_MIN)
-		return fail(err, errlen, "%s: load address 0x%llx is below 1 MiB, where detvm keeps its boot data",
+		return errf(err, errlen, "%s: load address 0x%llx is below 1 MiB, where detvm keeps its boot data",
 			    what, (unsigned long long)gpa);
 	uint8_t *dst = gm_ptr(gm, gpa, memsz);
 	if (!dst)
-		return fail(err, errlen, "%s: 0x%llx..0x%llx does not fit in guest RAM (%llu MiB); give more --mem",
+		return errf(err, errlen, "%s: 0x%llx..0x%llx does not fit in guest RAM (%llu MiB); give more --mem",
 			    what, (unsigned long long)gpa, (unsigned long long)(gpa + memsz),
 			    (unsigned long long)(gm->size >> 20));
 	memcpy(dst, image + off, filesz);
@@ -87,13 +79,13 @@ static int load_elf64(const struct guest_mem *gm, const uint8_t *image, size_t s
 	Elf64_Ehdr eh;
 	memcpy(&eh, image, sizeof(eh));
 	if (eh.e_machine != EM_X86_64)
-		return fail(err, errlen, "ELF machine is %u, not x86-64 (62)", eh.e_machine);
+		return errf(err, errlen, "ELF machine is %u, not x86-64 (62)", eh.e_machine);
 	if (eh.e_type != ET_EXEC)
-		return fail(err, errlen, "ELF type is %u, not an executable (ET_EXEC); relocatable and PIE kernels are not supported", eh.e_type);
+		return errf(err, errlen, "ELF type is %u, not an executable (ET_EXEC); relocatable and PIE kernels are not supported", eh.e_type);
 	if (eh.e_phentsize != sizeof(Elf64_Phdr))
-		return fail(err, errlen, "ELF program header entry size is %u, expected %zu", eh.e_phentsize, sizeof(Elf64_Phdr));
+		return errf(err, errlen, "ELF program header entry size is %u, expected %zu", eh.e_phentsize, sizeof(Elf64_Phdr));
 	if (eh.e_phoff > size || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size - eh.e_phoff)
-		return fail(err, errlen, "ELF program headers (offset 0x%llx, %u entries) lie beyond the end of the file",
+		return errf(err, errlen, "ELF program headers (offset 0x%llx, %u entries) lie beyond the end of the file",
 			    (unsigned long long)eh.e_phoff, eh.e_phnum);
 	int loaded = 0;
 	bool entry_ok = false;
@@ -111,9 +103,9 @@ static int load_elf64(const struct guest_mem *gm, const uint8_t *image, size_t s
 		loaded++;
 	}
 	if (!loaded)
-		return fail(err, errlen, "ELF file has no loadable segment");
+		return errf(err, errlen, "ELF file has no loadable segment");
 	if (!entry_ok)
-		return fail(err, errlen, "ELF entry point 0x%llx is not inside any loaded segment",
+		return errf(err, errlen, "ELF entry point 0x%llx is not inside any loaded segment",
 			    (unsigned long long)eh.e_entry);
 	*entry = eh.e_entry;
 	return 0;
@@ -125,11 +117,11 @@ static int load_elf32(const struct guest_mem *gm, const uint8_t *image, size_t s
 	Elf32_Ehdr eh;
 	memcpy(&eh, image, sizeof(eh));
 	if (eh.e_machine != EM_386)
-		return fail(err, errlen, "ELF32 machine is %u, not i386 (3)", eh.e_machine);
+		return errf(err, errlen, "ELF32 machine is %u, not i386 (3)", eh.e_machine);
 	if (eh.e_phentsize != sizeof(Elf32_Phdr))
-		return fail(err, errlen, "ELF32 program header entry size is %u, expected %zu", eh.e_phentsize, sizeof(Elf32_Phdr));
+		return errf(err, errlen, "ELF32 program header entry size is %u, expected %zu", eh.e_phentsize, sizeof(Elf32_Phdr));
 	if (eh.e_phoff > size || (uint64_t)eh.e_phnum * sizeof(Elf32_Phdr) > size - eh.e_phoff)
-		return fail(err, errlen, "ELF32 program headers lie beyond the end of the file");
+		return errf(err, errlen, "ELF32 program headers lie beyond the end of the file");
 	int loaded = 0;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf32_Phdr ph;
@@ -143,7 +135,7 @@ static int load_elf32(const struct guest_mem *gm, const uint8_t *image, size_t s
 		loaded++;
 	}
 	if (!loaded)
-		return fail(err, errlen, "ELF32 file has no loadable segment");
+		return errf(err, errlen, "ELF32 file has no loadable segment");
 	*entry = eh.e_entry;
 	return 0;
 }
@@ -169,28 +161,28 @@ static int load_aout_kludge(const struct guest_mem *gm, const uint8_t *image, si
 			    char *err, size_t errlen)
 {
 	if ((size_t)hoff + sizeof(*h) > size)
-		return fail(err, errlen, "multiboot header at offset 0x%lx is cut off by the end of the file", hoff);
+		return errf(err, errlen, "multiboot header at offset 0x%lx is cut off by the end of the file", hoff);
 	if (h->load_addr > h->header_addr)
-		return fail(err, errlen, "multiboot load_addr 0x%x is above header_addr 0x%x", h->load_addr, h->header_addr);
+		return errf(err, errlen, "multiboot load_addr 0x%x is above header_addr 0x%x", h->load_addr, h->header_addr);
 	uint64_t file_off = (uint64_t)hoff - (h->header_addr - h->load_addr);
 	if ((uint64_t)(h->header_addr - h->load_addr) > (uint64_t)hoff)
-		return fail(err, errlen, "multiboot header_addr - load_addr (0x%x) is larger than the header's file offset 0x%lx",
+		return errf(err, errlen, "multiboot header_addr - load_addr (0x%x) is larger than the header's file offset 0x%lx",
 			    h->header_addr - h->load_addr, hoff);
 	uint64_t load_end = h->load_end_addr ? h->load_end_addr : h->load_addr + (size - file_off);
 	if (load_end < h->load_addr)
-		return fail(err, errlen, "multiboot load_end_addr 0x%x is below load_addr 0x%x", h->load_end_addr, h->load_addr);
+		return errf(err, errlen, "multiboot load_end_addr 0x%x is below load_addr 0x%x", h->load_end_addr, h->load_addr);
 	uint64_t filesz = load_end - h->load_addr;
 	uint64_t memsz = filesz;
 	if (h->bss_end_addr) {
 		if (h->bss_end_addr < load_end)
-			return fail(err, errlen, "multiboot bss_end_addr 0x%x is below load_end_addr 0x%llx",
+			return errf(err, errlen, "multiboot bss_end_addr 0x%x is below load_end_addr 0x%llx",
 				    h->bss_end_addr, (unsigned long long)load_end);
 		memsz = h->bss_end_addr - h->load_addr;
 	}
 	if (place(gm, image, size, file_off, filesz, h->load_addr, memsz, "multiboot image", err, errlen))
 		return -1;
 	if (h->entry_addr < h->load_addr || h->entry_addr >= h->load_addr + memsz)
-		return fail(err, errlen, "multiboot entry_addr 0x%x is outside the loaded image 0x%x..0x%llx",
+		return errf(err, errlen, "multiboot entry_addr 0x%x is outside the loaded image 0x%x..0x%llx",
 			    h->entry_addr, h->load_addr, (unsigned long long)(h->load_addr + memsz));
 	*entry = h->entry_addr;
 	return 0;
@@ -213,10 +205,10 @@ static int write_cmdline(const struct guest_mem *gm, const char *cmdline, uint32
 	const char *s = cmdline ? cmdline : "";
 	size_t n = strlen(s);
 	if (n + 1 > BOOT_CMDLINE_MAX)
-		return fail(err, errlen, "command line is %zu bytes; at most %llu fit", n,
+		return errf(err, errlen, "command line is %zu bytes; at most %llu fit", n,
 			    (unsigned long long)BOOT_CMDLINE_MAX - 1);
 	if (gm_write(gm, BOOT_CMDLINE, s, n + 1))
-		return fail(err, errlen, "guest RAM too small for the command line");
+		return errf(err, errlen, "guest RAM too small for the command line");
 	*len = (uint32_t)n;
 	return 0;
 }
@@ -243,10 +235,10 @@ static int write_page_tables(const struct guest_mem *gm, char *err, size_t errle
 	uint64_t pml4 = BOOT_PAGE_TABLES, pdpt = pml4 + 0x1000, pd0 = pdpt + 0x1000;
 
 	if (gibs > 512 || pd0 + gibs * 0x1000 > BOOT_PAGE_TABLES_END)
-		return fail(err, errlen, "guest RAM too large to identity-map (%llu GiB)", (unsigned long long)gibs);
+		return errf(err, errlen, "guest RAM too large to identity-map (%llu GiB)", (unsigned long long)gibs);
 	uint64_t *t = gm_ptr(gm, pml4, BOOT_PAGE_TABLES_END - pml4);
 	if (!t)
-		return fail(err, errlen, "guest RAM too small for the boot page tables");
+		return errf(err, errlen, "guest RAM too small for the boot page tables");
 	memset(t, 0, BOOT_PAGE_TABLES_END - pml4);
 	t[0] = pdpt | 0x3; /* present, writable */
 	uint64_t *pdpte = t + 512;
@@ -279,7 +271,7 @@ static int boot_native(const struct guest_mem *gm, const struct boot_params *bp,
 	bi.com1_port = DEV_COM1_PORT;
 	bi.com1_irq = DEV_COM1_IRQ;
 	if (gm_write(gm, BOOT_INFO, &bi, sizeof(bi)))
-		return fail(err, errlen, "guest RAM too small for the boot-info block");
+		return errf(err, errlen, "guest RAM too small for the boot-info block");
 	if (write_page_tables(gm, err, errlen))
 		return -1;
 	write_gdt(gm, cpu);
@@ -304,7 +296,7 @@ static int boot_multiboot(const struct guest_mem *gm, const struct boot_params *
 	static const char loader_name[] = "detvm";
 
 	if (entry > 0xffffffffULL)
-		return fail(err, errlen, "multiboot entry 0x%llx is above 4 GiB", (unsigned long long)entry);
+		return errf(err, errlen, "multiboot entry 0x%llx is above 4 GiB", (unsigned long long)entry);
 	if (write_cmdline(gm, bp->cmdline, &cmdlen, err, errlen))
 		return -1;
 	memset(&mbi, 0, sizeof(mbi));
@@ -316,7 +308,7 @@ static int boot_multiboot(const struct guest_mem *gm, const struct boot_params *
 	for (int i = 0; i < n; i++) {
 		struct mb_mmap e = { 20, map[i].base, map[i].len, map[i].type };
 		if (gm_write(gm, mmap_addr + (uint64_t)i * sizeof(e), &e, sizeof(e)))
-			return fail(err, errlen, "guest RAM too small for the multiboot memory map");
+			return errf(err, errlen, "guest RAM too small for the multiboot memory map");
 	}
 	mbi.mmap_addr = (uint32_t)mmap_addr;
 	mbi.mmap_length = (uint32_t)(n * sizeof(struct mb_mmap));
@@ -324,7 +316,7 @@ static int boot_multiboot(const struct guest_mem *gm, const struct boot_params *
 	mbi.boot_loader_name = (uint32_t)name_addr;
 	if (gm_write(gm, name_addr, loader_name, sizeof(loader_name)) ||
 	    gm_write(gm, BOOT_MBINFO, &mbi, sizeof(mbi)))
-		return fail(err, errlen, "guest RAM too small for the multiboot info");
+		return errf(err, errlen, "guest RAM too small for the multiboot info");
 	write_gdt(gm, cpu);
 	cpu->mode = BOOT_MULTIBOOT;
 	cpu->rip = entry;
@@ -347,14 +339,14 @@ int loader_load(const struct guest_mem *gm, const uint8_t *image, size_t size,
 
 	memset(cpu, 0, sizeof(*cpu));
 	if (gm->low_size < 2 * BOOT_KERNEL_MIN)
-		return fail(err, errlen, "guest RAM (%llu KiB) is too small: at least 2 MiB are needed",
+		return errf(err, errlen, "guest RAM (%llu KiB) is too small: at least 2 MiB are needed",
 			    (unsigned long long)(gm->size >> 10));
 	if (is_elf && image[EI_DATA] != ELFDATA2LSB)
-		return fail(err, errlen, "ELF file is not little-endian");
+		return errf(err, errlen, "ELF file is not little-endian");
 	if (is_elf && image[EI_CLASS] == ELFCLASS64 && size < sizeof(Elf64_Ehdr))
-		return fail(err, errlen, "ELF64 header is cut off (file is %zu bytes)", size);
+		return errf(err, errlen, "ELF64 header is cut off (file is %zu bytes)", size);
 	if (is_elf && image[EI_CLASS] == ELFCLASS32 && size < sizeof(Elf32_Ehdr))
-		return fail(err, errlen, "ELF32 header is cut off (file is %zu bytes)", size);
+		return errf(err, errlen, "ELF32 header is cut off (file is %zu bytes)", size);
 
 	if (is_elf && image[EI_CLASS] == ELFCLASS64 && !bp->force_multiboot) {
 		if (load_elf64(gm, image, size, &entry, err, errlen))
@@ -363,13 +355,13 @@ int loader_load(const struct guest_mem *gm, const uint8_t *image, size_t size,
 	}
 	if (mboff < 0) {
 		if (bp->force_multiboot)
-			return fail(err, errlen, "--boot multiboot: no multiboot v1 header in the first 8 KiB");
+			return errf(err, errlen, "--boot multiboot: no multiboot v1 header in the first 8 KiB");
 		if (is_elf)
-			return fail(err, errlen, "32-bit ELF without a multiboot header: not bootable (detvm boots 64-bit ELF or multiboot v1)");
-		return fail(err, errlen, "not an ELF file and no multiboot v1 header in the first 8 KiB");
+			return errf(err, errlen, "32-bit ELF without a multiboot header: not bootable (detvm boots 64-bit ELF or multiboot v1)");
+		return errf(err, errlen, "not an ELF file and no multiboot v1 header in the first 8 KiB");
 	}
 	if (mbh.flags & 0xfff8u)
-		return fail(err, errlen, "multiboot header (offset 0x%lx) requires features 0x%x that detvm does not provide",
+		return errf(err, errlen, "multiboot header (offset 0x%lx) requires features 0x%x that detvm does not provide",
 			    mboff, mbh.flags & 0xfff8u);
 	if (mbh.flags & MB_FLAG_AOUT) {
 		if (load_aout_kludge(gm, image, size, mboff, &mbh, &entry, err, errlen))
@@ -378,9 +370,9 @@ int loader_load(const struct guest_mem *gm, const uint8_t *image, size_t size,
 		if (load_elf32(gm, image, size, &entry, err, errlen))
 			return -1;
 	} else if (is_elf) {
-		return fail(err, errlen, "64-bit ELF multiboot kernel without the a.out kludge (flag bit 16): QEMU refuses these too");
+		return errf(err, errlen, "64-bit ELF multiboot kernel without the a.out kludge (flag bit 16): QEMU refuses these too");
 	} else {
-		return fail(err, errlen, "multiboot header without the a.out kludge, and the file is not ELF32");
+		return errf(err, errlen, "multiboot header without the a.out kludge, and the file is not ELF32");
 	}
 	return boot_multiboot(gm, bp, entry, cpu, err, errlen);
 }

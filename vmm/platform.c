@@ -1,18 +1,10 @@
 /* platform.c - see platform.h. */
 #include "platform.h"
+#include "common/errf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void route_irq(void *ctx, unsigned gsi, int level)
 {
@@ -44,7 +36,7 @@ static struct irq_line line(struct platform *p, unsigned gsi)
 	do {                                                                  \
 		int rc_ = (call);                                             \
 		if (rc_)                                                      \
-			return fail(err, errlen, "registering %s: error %d", \
+			return errf(err, errlen, "registering %s: error %d", \
 				    what, rc_);                               \
 	} while (0)
 

@@ -1,5 +1,6 @@
 /* vcpu_state.c - see vcpu_state.h.  The KVM API is Documentation/virt/kvm/api.rst. */
 #include "vcpu_state.h"
+#include "common/errf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -27,22 +28,6 @@ struct msr_rec {
 	uint32_t index, pad;
 	uint64_t value;
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int e = errno;
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = e;
-	return -1;
-}
 
 static const char *tag_name(uint32_t tag)
 {
@@ -130,28 +115,28 @@ static int check_msrs(const uint8_t *d, uint32_t len, size_t off, char *err, siz
 {
 	size_t doff = off + SEC_HDR_LEN;
 	if (len < 4)
-		return fail(err, errlen, "MSRS section at offset %zu: length %u, too short for its count", off, len);
+		return errf(err, errlen, "MSRS section at offset %zu: length %u, too short for its count", off, len);
 	uint32_t n = get32(d);
 	if (n > MSRS_MAX)
-		return fail(err, errlen, "MSRS section at offset %zu: count %u (at most %u)", off, n, MSRS_MAX);
+		return errf(err, errlen, "MSRS section at offset %zu: count %u (at most %u)", off, n, MSRS_MAX);
 	if ((uint64_t)len != 4 + (uint64_t)n * sizeof(struct msr_rec))
-		return fail(err, errlen, "MSRS section at offset %zu: length %u, expected %zu for %u MSRs",
+		return errf(err, errlen, "MSRS section at offset %zu: length %u, expected %zu for %u MSRs",
 			    off, len, 4 + (size_t)n * sizeof(struct msr_rec), n);
 	uint32_t *idx = malloc(((size_t)n + 1) * sizeof(*idx));
 	if (!idx)
-		return fail(err, errlen, "out of memory checking the MSRS section");
+		return errf(err, errlen, "out of memory checking the MSRS section");
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = d + 4 + (size_t)i * sizeof(struct msr_rec);
 		uint32_t index = get32(e);
 		idx[i] = index;
 		if (get32(e + 4) != 0) {
 			free(idx);
-			return fail(err, errlen, "MSRS section at offset %zu: entry %u (byte offset %zu, MSR 0x%x) has a non-zero pad",
+			return errf(err, errlen, "MSRS section at offset %zu: entry %u (byte offset %zu, MSR 0x%x) has a non-zero pad",
 				    off, i, doff + 4 + (size_t)i * sizeof(struct msr_rec), index);
 		}
 		if (msr_excluded(index)) {
 			free(idx);
-			return fail(err, errlen, "MSRS section at offset %zu: entry %u (byte offset %zu) is MSR 0x%x, which is never saved",
+			return errf(err, errlen, "MSRS section at offset %zu: entry %u (byte offset %zu) is MSR 0x%x, which is never saved",
 				    off, i, doff + 4 + (size_t)i * sizeof(struct msr_rec), index);
 		}
 	}
@@ -160,7 +145,7 @@ static int check_msrs(const uint8_t *d, uint32_t len, size_t off, char *err, siz
 		if (idx[i] == idx[i - 1]) {
 			uint32_t dup = idx[i];
 			free(idx);
-			return fail(err, errlen, "MSRS section at offset %zu: MSR 0x%x appears twice", off, dup);
+			return errf(err, errlen, "MSRS section at offset %zu: MSR 0x%x appears twice", off, dup);
 		}
 	free(idx);
 	return 0;
@@ -170,44 +155,44 @@ static int parse(const uint8_t *blob, size_t len, struct parsed *p, char *err, s
 {
 	memset(p, 0, sizeof(*p));
 	if (!blob)
-		return fail(err, errlen, "no vCPU state blob (NULL)");
+		return errf(err, errlen, "no vCPU state blob (NULL)");
 	if (len < HDR_LEN + SUM_LEN)
-		return fail(err, errlen, "vCPU state blob of %zu bytes is too short (truncated): at least %u needed for magic, version and checksum",
+		return errf(err, errlen, "vCPU state blob of %zu bytes is too short (truncated): at least %u needed for magic, version and checksum",
 			    len, HDR_LEN + SUM_LEN);
 	if (memcmp(blob, VCPU_STATE_MAGIC, 4) != 0)
-		return fail(err, errlen, "bad magic at offset 0 (%02x %02x %02x %02x, expected \"%s\"): not a vCPU state blob",
+		return errf(err, errlen, "bad magic at offset 0 (%02x %02x %02x %02x, expected \"%s\"): not a vCPU state blob",
 			    blob[0], blob[1], blob[2], blob[3], VCPU_STATE_MAGIC);
 	uint32_t version = get32(blob + 4);
 	if (version != VCPU_STATE_VERSION)
-		return fail(err, errlen, "vCPU state version %u at offset 4; this detvm reads version %u",
+		return errf(err, errlen, "vCPU state version %u at offset 4; this detvm reads version %u",
 			    version, VCPU_STATE_VERSION);
 	size_t end = len - SUM_LEN;
 	uint64_t stored = get64(blob + end), computed = XXH3_64bits(blob, end);
 	if (stored != computed)
-		return fail(err, errlen, "checksum mismatch at offset %zu (stored %016llx, computed %016llx): the blob is damaged or truncated",
+		return errf(err, errlen, "checksum mismatch at offset %zu (stored %016llx, computed %016llx): the blob is damaged or truncated",
 			    end, (unsigned long long)stored, (unsigned long long)computed);
 
 	size_t off = HDR_LEN;
 	while (off < end) {
 		if (end - off < SEC_HDR_LEN)
-			return fail(err, errlen, "section header at offset %zu runs past the end of the sections (offset %zu)",
+			return errf(err, errlen, "section header at offset %zu runs past the end of the sections (offset %zu)",
 				    off, end);
 		uint32_t tag = get32(blob + off), slen = get32(blob + off + 4);
 		const char *name = tag_name(tag);
 		if (!name)
-			return fail(err, errlen, "unknown section tag %u at offset %zu (written by a newer detvm?)", tag, off);
+			return errf(err, errlen, "unknown section tag %u at offset %zu (written by a newer detvm?)", tag, off);
 		if (p->data[tag])
-			return fail(err, errlen, "duplicate %s section at offset %zu (the first is at offset %zu)",
+			return errf(err, errlen, "duplicate %s section at offset %zu (the first is at offset %zu)",
 				    name, off, p->off[tag]);
 		if (slen > end - off - SEC_HDR_LEN)
-			return fail(err, errlen, "%s section at offset %zu: length %u runs past the end of the sections (offset %zu)",
+			return errf(err, errlen, "%s section at offset %zu: length %u runs past the end of the sections (offset %zu)",
 				    name, off, slen, end);
 		size_t want = tag_size(tag);
 		if (want && slen != want)
-			return fail(err, errlen, "%s section at offset %zu: length %u, expected %zu (the size of the kernel's struct)",
+			return errf(err, errlen, "%s section at offset %zu: length %u, expected %zu (the size of the kernel's struct)",
 				    name, off, slen, want);
 		if (tag == VCPU_STATE_XSAVE && (slen < XSAVE_MIN || slen > XSAVE_MAX || slen % 4))
-			return fail(err, errlen, "XSAVE section at offset %zu: length %u (must be a multiple of 4 from %u to %u)",
+			return errf(err, errlen, "XSAVE section at offset %zu: length %u (must be a multiple of 4 from %u to %u)",
 				    off, slen, XSAVE_MIN, XSAVE_MAX);
 		p->data[tag] = blob + off + SEC_HDR_LEN;
 		p->len[tag] = slen;
@@ -216,7 +201,7 @@ static int parse(const uint8_t *blob, size_t len, struct parsed *p, char *err, s
 	}
 	for (uint32_t t = 1; t < NTAGS; t++)
 		if (tag_required(t) && !p->data[t])
-			return fail(err, errlen, "required %s section is missing (sections end at offset %zu)",
+			return errf(err, errlen, "required %s section is missing (sections end at offset %zu)",
 				    tag_name(t), end);
 
 	/* Content the kernel would refuse anyway, checked before any change. */
@@ -226,13 +211,13 @@ static int parse(const uint8_t *blob, size_t len, struct parsed *p, char *err, s
 		struct kvm_xcrs x;
 		memcpy(&x, p->data[VCPU_STATE_XCRS], sizeof(x));
 		if (x.nr_xcrs > KVM_MAX_XCRS)
-			return fail(err, errlen, "XCRS section at offset %zu: nr_xcrs %u (at most %d)",
+			return errf(err, errlen, "XCRS section at offset %zu: nr_xcrs %u (at most %d)",
 				    p->off[VCPU_STATE_XCRS], x.nr_xcrs, KVM_MAX_XCRS);
 	}
 	struct kvm_debugregs dr;
 	memcpy(&dr, p->data[VCPU_STATE_DEBUGREGS], sizeof(dr));
 	if (dr.flags)
-		return fail(err, errlen, "DEBUGREGS section at offset %zu: flags 0x%llx (must be 0)",
+		return errf(err, errlen, "DEBUGREGS section at offset %zu: flags 0x%llx (must be 0)",
 			    p->off[VCPU_STATE_DEBUGREGS], (unsigned long long)dr.flags);
 	return 0;
 }
@@ -244,7 +229,7 @@ int vcpu_state_section(const uint8_t *blob, size_t len, uint32_t tag,
 	if (parse(blob, len, &p, err, errlen))
 		return -1;
 	if (!tag_name(tag))
-		return fail(err, errlen, "no such vCPU state section tag %u", tag);
+		return errf(err, errlen, "no such vCPU state section tag %u", tag);
 	if (data)
 		*data = p.data[tag];
 	if (data_len)
@@ -299,11 +284,11 @@ static int complete_pending(struct kvm *k, bool keep_exit_reason, char *err, siz
 	int e = errno;
 	run->immediate_exit = had;
 	if (r == 0)
-		return fail(err, errlen, "completing the instruction of the last exit (KVM exit reason %u) needs another "
+		return errf(err, errlen, "completing the instruction of the last exit (KVM exit reason %u) needs another "
 			    "exit to userspace (reason %u): handle it, then save again", reason, run->exit_reason);
 	if (e != EINTR) {
 		errno = e;
-		return fail(err, errlen, "KVM_RUN with immediate_exit (completing exit reason %u): %s",
+		return errf(err, errlen, "KVM_RUN with immediate_exit (completing exit reason %u): %s",
 			    reason, strerror(e));
 	}
 	if (keep_exit_reason)
@@ -322,14 +307,14 @@ static int msr_index_list(struct kvm *k, uint32_t **out, uint32_t *count, char *
 			if (probe.nmsrs == 0)
 				return 0;
 		} else if (errno != E2BIG) {
-			return fail(err, errlen, "KVM_GET_MSR_INDEX_LIST (count): %s", strerror(errno));
+			return errf(err, errlen, "KVM_GET_MSR_INDEX_LIST (count): %s", strerror(errno));
 		}
 		uint32_t n = probe.nmsrs;
 		if (n > MSRS_MAX)
-			return fail(err, errlen, "KVM_GET_MSR_INDEX_LIST: %u MSRs (at most %u)", n, MSRS_MAX);
+			return errf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %u MSRs (at most %u)", n, MSRS_MAX);
 		struct kvm_msr_list *l = malloc(sizeof(*l) + (size_t)n * sizeof(uint32_t));
 		if (!l)
-			return fail(err, errlen, "out of memory for %u MSR indices", n);
+			return errf(err, errlen, "out of memory for %u MSR indices", n);
 		l->nmsrs = n;
 		if (ioctl(k->sys_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
 			int e = errno;
@@ -337,12 +322,12 @@ static int msr_index_list(struct kvm *k, uint32_t **out, uint32_t *count, char *
 			if (e == E2BIG)
 				continue; /* the list grew: ask again */
 			errno = e;
-			return fail(err, errlen, "KVM_GET_MSR_INDEX_LIST (%u MSRs): %s", n, strerror(e));
+			return errf(err, errlen, "KVM_GET_MSR_INDEX_LIST (%u MSRs): %s", n, strerror(e));
 		}
 		uint32_t *idx = malloc(((size_t)l->nmsrs + 1) * sizeof(*idx));
 		if (!idx) {
 			free(l);
-			return fail(err, errlen, "out of memory for %u MSR indices", n);
+			return errf(err, errlen, "out of memory for %u MSR indices", n);
 		}
 		memcpy(idx, l->indices, (size_t)l->nmsrs * sizeof(*idx));
 		*count = l->nmsrs;
@@ -350,7 +335,7 @@ static int msr_index_list(struct kvm *k, uint32_t **out, uint32_t *count, char *
 		free(l);
 		return 0;
 	}
-	return fail(err, errlen, "KVM_GET_MSR_INDEX_LIST: the list keeps changing size");
+	return errf(err, errlen, "KVM_GET_MSR_INDEX_LIST: the list keeps changing size");
 }
 
 /*
@@ -376,7 +361,7 @@ static int read_msrs(struct kvm *k, struct msr_rec **out, uint32_t *count, char 
 		free(idx);
 		free(recs);
 		free(req);
-		return fail(err, errlen, "out of memory reading %u MSRs", m);
+		return errf(err, errlen, "out of memory reading %u MSRs", m);
 	}
 	uint32_t got = 0, pos = 0;
 	while (pos < m) {
@@ -389,9 +374,9 @@ static int read_msrs(struct kvm *k, struct msr_rec **out, uint32_t *count, char 
 		if (r < 0 || (uint32_t)r > c) {
 			int e = errno;
 			if (r < 0)
-				fail(err, errlen, "KVM_GET_MSRS (%u MSRs from 0x%x): %s", c, idx[pos], strerror(e));
+				errf(err, errlen, "KVM_GET_MSRS (%u MSRs from 0x%x): %s", c, idx[pos], strerror(e));
 			else
-				fail(err, errlen, "KVM_GET_MSRS returned %d for %u MSRs", r, c);
+				errf(err, errlen, "KVM_GET_MSRS returned %d for %u MSRs", r, c);
 			free(idx);
 			free(recs);
 			free(req);
@@ -482,7 +467,7 @@ int vcpu_state_save(struct kvm *k, uint8_t **blob, size_t *len, char *err, size_
 	*blob = NULL;
 	*len = 0;
 	if (k->vcpu_fd < 0)
-		return fail(err, errlen, "no vCPU to save");
+		return errf(err, errlen, "no vCPU to save");
 	if (complete_pending(k, true, err, errlen))
 		return -1;
 
@@ -498,36 +483,36 @@ int vcpu_state_save(struct kvm *k, uint8_t **blob, size_t *len, char *err, size_
 	/* QEMU's order (kvm_arch_get_registers): events and MP state first,
 	 * as reading them may process pending events. */
 	if (ioctl(k->vcpu_fd, KVM_GET_VCPU_EVENTS, &events) < 0)
-		return fail(err, errlen, "KVM_GET_VCPU_EVENTS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_VCPU_EVENTS: %s", strerror(errno));
 	if (ioctl(k->vcpu_fd, KVM_GET_MP_STATE, &mp) < 0)
-		return fail(err, errlen, "KVM_GET_MP_STATE: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_MP_STATE: %s", strerror(errno));
 	if (ioctl(k->vcpu_fd, KVM_GET_REGS, &regs) < 0)
-		return fail(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
 	if (ioctl(k->vcpu_fd, KVM_GET_FPU, &fpu) < 0)
-		return fail(err, errlen, "KVM_GET_FPU: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_FPU: %s", strerror(errno));
 	xsz = xsave_size(k, &v2);
 	if (xsz) {
 		xsave = calloc(1, xsz);
 		if (!xsave)
-			return fail(err, errlen, "out of memory for the XSAVE area (%zu bytes)", xsz);
+			return errf(err, errlen, "out of memory for the XSAVE area (%zu bytes)", xsz);
 		if (ioctl(k->vcpu_fd, v2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0) {
-			fail(err, errlen, "%s (%zu bytes): %s", v2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE", xsz, strerror(errno));
+			errf(err, errlen, "%s (%zu bytes): %s", v2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE", xsz, strerror(errno));
 			goto out;
 		}
 	}
 	xcr = has_xcrs(k);
 	if (xcr && ioctl(k->vcpu_fd, KVM_GET_XCRS, &xcrs) < 0) {
-		fail(err, errlen, "KVM_GET_XCRS: %s", strerror(errno));
+		errf(err, errlen, "KVM_GET_XCRS: %s", strerror(errno));
 		goto out;
 	}
 	if (ioctl(k->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
-		fail(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+		errf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 		goto out;
 	}
 	if (read_msrs(k, &msrs, &nmsrs, err, errlen))
 		goto out;
 	if (ioctl(k->vcpu_fd, KVM_GET_DEBUGREGS, &dregs) < 0) {
-		fail(err, errlen, "KVM_GET_DEBUGREGS: %s", strerror(errno));
+		errf(err, errlen, "KVM_GET_DEBUGREGS: %s", strerror(errno));
 		goto out;
 	}
 
@@ -571,7 +556,7 @@ int vcpu_state_save(struct kvm *k, uint8_t **blob, size_t *len, char *err, size_
 	*len = b.len;
 	return 0;
 oom:
-	fail(err, errlen, "out of memory building the vCPU state blob");
+	errf(err, errlen, "out of memory building the vCPU state blob");
 out:
 	free(xsave);
 	free(msrs);
@@ -586,7 +571,7 @@ static int set_msrs(struct kvm *k, const uint8_t *d, char *err, size_t errlen)
 	uint32_t n = get32(d);
 	struct kvm_msrs *req = malloc(sizeof(*req) + MSR_CHUNK * sizeof(struct kvm_msr_entry));
 	if (!req)
-		return fail(err, errlen, "out of memory restoring %u MSRs", n);
+		return errf(err, errlen, "out of memory restoring %u MSRs", n);
 	for (uint32_t pos = 0; pos < n;) {
 		uint32_t c = n - pos < MSR_CHUNK ? n - pos : MSR_CHUNK;
 		memset(req, 0, sizeof(*req) + c * sizeof(struct kvm_msr_entry));
@@ -601,13 +586,13 @@ static int set_msrs(struct kvm *k, const uint8_t *d, char *err, size_t errlen)
 			int e = errno;
 			free(req);
 			errno = e;
-			return fail(err, errlen, "KVM_SET_MSRS (%u MSRs from 0x%x): %s", c, get32(d + 4 + (size_t)pos * sizeof(struct msr_rec)), strerror(e));
+			return errf(err, errlen, "KVM_SET_MSRS (%u MSRs from 0x%x): %s", c, get32(d + 4 + (size_t)pos * sizeof(struct msr_rec)), strerror(e));
 		}
 		if ((uint32_t)r != c) {
 			uint32_t bad = (uint32_t)r < c ? req->entries[r].index : 0;
 			uint64_t val = (uint32_t)r < c ? req->entries[r].data : 0;
 			free(req);
-			return fail(err, errlen, "KVM_SET_MSRS set %u of %u MSRs: KVM refused MSR 0x%x = 0x%llx (MSRS entry %u)",
+			return errf(err, errlen, "KVM_SET_MSRS set %u of %u MSRs: KVM refused MSR 0x%x = 0x%llx (MSRS entry %u)",
 				    pos + (uint32_t)r, n, bad, (unsigned long long)val, pos + (uint32_t)r);
 		}
 		pos += c;
@@ -633,23 +618,23 @@ int vcpu_state_restore(struct kvm *k, const uint8_t *blob, size_t len, char *err
 	if (parse(blob, len, &p, err, errlen))
 		return -1;
 	if (k->vcpu_fd < 0)
-		return fail(err, errlen, "no vCPU to restore into");
+		return errf(err, errlen, "no vCPU to restore into");
 
 	/* What this KVM must offer for the blob, checked before any change. */
 	size_t xsz = xsave_size(k, &v2);
 	if (p.data[VCPU_STATE_XSAVE]) {
 		uint32_t blen = p.len[VCPU_STATE_XSAVE];
 		if (!xsz)
-			return fail(err, errlen, "XSAVE section at offset %zu, but this KVM lacks KVM_CAP_XSAVE",
+			return errf(err, errlen, "XSAVE section at offset %zu, but this KVM lacks KVM_CAP_XSAVE",
 				    p.off[VCPU_STATE_XSAVE]);
 		/* A larger area from another host may only add zeros here. */
 		for (size_t i = xsz; i < blen; i++)
 			if (p.data[VCPU_STATE_XSAVE][i])
-				return fail(err, errlen, "XSAVE section at offset %zu: %u bytes with state at byte %zu, beyond the %zu bytes this KVM takes",
+				return errf(err, errlen, "XSAVE section at offset %zu: %u bytes with state at byte %zu, beyond the %zu bytes this KVM takes",
 					    p.off[VCPU_STATE_XSAVE], blen, i, xsz);
 	}
 	if (p.data[VCPU_STATE_XCRS] && !has_xcrs(k))
-		return fail(err, errlen, "XCRS section at offset %zu, but this KVM lacks KVM_CAP_XCRS",
+		return errf(err, errlen, "XCRS section at offset %zu, but this KVM lacks KVM_CAP_XCRS",
 			    p.off[VCPU_STATE_XCRS]);
 	memcpy(&regs, p.data[VCPU_STATE_REGS], sizeof(regs));
 	memcpy(&sregs, p.data[VCPU_STATE_SREGS], sizeof(sregs));
@@ -663,7 +648,7 @@ int vcpu_state_restore(struct kvm *k, const uint8_t *blob, size_t len, char *err
 		size_t n = p.len[VCPU_STATE_XSAVE] < xsz ? p.len[VCPU_STATE_XSAVE] : xsz;
 		xsave = calloc(1, xsz);
 		if (!xsave)
-			return fail(err, errlen, "out of memory for the XSAVE area (%zu bytes)", xsz);
+			return errf(err, errlen, "out of memory for the XSAVE area (%zu bytes)", xsz);
 		memcpy(xsave, p.data[VCPU_STATE_XSAVE], n);
 	}
 
@@ -674,39 +659,39 @@ int vcpu_state_restore(struct kvm *k, const uint8_t *blob, size_t len, char *err
 
 	/* QEMU's order (kvm_arch_put_registers); see vcpu_state.h. */
 	if (ioctl(k->vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
-		fail(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
+		errf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 		goto out;
 	}
 	if (ioctl(k->vcpu_fd, KVM_SET_REGS, &regs) < 0) {
-		fail(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+		errf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 		goto out;
 	}
 	if (xsave) {
 		if (ioctl(k->vcpu_fd, KVM_SET_XSAVE, xsave) < 0) {
-			fail(err, errlen, "KVM_SET_XSAVE (%zu bytes): %s", xsz, strerror(errno));
+			errf(err, errlen, "KVM_SET_XSAVE (%zu bytes): %s", xsz, strerror(errno));
 			goto out;
 		}
 	} else if (ioctl(k->vcpu_fd, KVM_SET_FPU, &fpu) < 0) {
-		fail(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
+		errf(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
 		goto out;
 	}
 	if (p.data[VCPU_STATE_XCRS] && ioctl(k->vcpu_fd, KVM_SET_XCRS, &xcrs) < 0) {
-		fail(err, errlen, "KVM_SET_XCRS (XCR0 0x%llx): %s",
+		errf(err, errlen, "KVM_SET_XCRS (XCR0 0x%llx): %s",
 		     xcrs.nr_xcrs ? (unsigned long long)xcrs.xcrs[0].value : 0ULL, strerror(errno));
 		goto out;
 	}
 	if (set_msrs(k, p.data[VCPU_STATE_MSRS], err, errlen))
 		goto out;
 	if (ioctl(k->vcpu_fd, KVM_SET_VCPU_EVENTS, &events) < 0) {
-		fail(err, errlen, "KVM_SET_VCPU_EVENTS (flags 0x%x): %s", events.flags, strerror(errno));
+		errf(err, errlen, "KVM_SET_VCPU_EVENTS (flags 0x%x): %s", events.flags, strerror(errno));
 		goto out;
 	}
 	if (ioctl(k->vcpu_fd, KVM_SET_MP_STATE, &mp) < 0) {
-		fail(err, errlen, "KVM_SET_MP_STATE (%u): %s", mp.mp_state, strerror(errno));
+		errf(err, errlen, "KVM_SET_MP_STATE (%u): %s", mp.mp_state, strerror(errno));
 		goto out;
 	}
 	if (ioctl(k->vcpu_fd, KVM_SET_DEBUGREGS, &dregs) < 0) {
-		fail(err, errlen, "KVM_SET_DEBUGREGS: %s", strerror(errno));
+		errf(err, errlen, "KVM_SET_DEBUGREGS: %s", strerror(errno));
 		goto out;
 	}
 	/* Without an in-kernel LAPIC, KVM_RUN begins with CR8 = run->cr8. */

@@ -1,5 +1,6 @@
 /* vm.c - see vm.h. */
 #include "vm.h"
+#include "common/errf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,26 +26,17 @@
 volatile sig_atomic_t vm_stop_requested;
 static struct kvm_run *volatile current_run;
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* ---- options ----------------------------------------------------------- */
 
 int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 {
 	char *end;
 	if (!s || !*s || !isdigit((unsigned char)*s))
-		return fail(err, errlen, "'%s' is not a size (examples: 128M, 1G, 65536K)", s ? s : "");
+		return errf(err, errlen, "'%s' is not a size (examples: 128M, 1G, 65536K)", s ? s : "");
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno == ERANGE)
-		return fail(err, errlen, "size '%s' is too large", s);
+		return errf(err, errlen, "size '%s' is too large", s);
 	unsigned shift = 0;
 	switch (toupper((unsigned char)*end)) {
 	case 0: break;
@@ -53,14 +45,14 @@ int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 	case 'G': shift = 30; end++; break;
 	case 'T': shift = 40; end++; break;
 	default:
-		return fail(err, errlen, "size '%s' has an unknown suffix (use K, M, G or T)", s);
+		return errf(err, errlen, "size '%s' has an unknown suffix (use K, M, G or T)", s);
 	}
 	if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
 		end += strlen(end);
 	if (*end)
-		return fail(err, errlen, "size '%s' has trailing characters '%s'", s, end);
+		return errf(err, errlen, "size '%s' has trailing characters '%s'", s, end);
 	if (shift && v > (UINT64_MAX >> shift))
-		return fail(err, errlen, "size '%s' is too large", s);
+		return errf(err, errlen, "size '%s' is too large", s);
 	*out = (uint64_t)v << shift;
 	return 0;
 }
@@ -92,14 +84,14 @@ static int setup_host_timer(struct vm *vm, char *err, size_t errlen)
 	sa.sa_handler = kick_handler;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
-		return fail(err, errlen, "sigaction(SIGRTMIN+1): %s", strerror(errno));
+		return errf(err, errlen, "sigaction(SIGRTMIN+1): %s", strerror(errno));
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD_ID;
 	sev.sigev_signo = KICK_SIGNAL;
 	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
 	if (timer_create(CLOCK_MONOTONIC, &sev, &vm->timer) < 0)
-		return fail(err, errlen, "timer_create(CLOCK_MONOTONIC): %s", strerror(errno));
+		return errf(err, errlen, "timer_create(CLOCK_MONOTONIC): %s", strerror(errno));
 	vm->timer_created = true;
 	return 0;
 }
@@ -182,24 +174,24 @@ static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t li
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, "cannot open kernel '%s': %s", path, strerror(errno));
+		return errf(err, errlen, "cannot open kernel '%s': %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		close(fd);
-		return fail(err, errlen, "fstat '%s': %s", path, strerror(errno));
+		return errf(err, errlen, "fstat '%s': %s", path, strerror(errno));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, "kernel '%s' is not a regular file", path);
+		return errf(err, errlen, "kernel '%s' is not a regular file", path);
 	}
 	if (st.st_size == 0 || (uint64_t)st.st_size > limit) {
 		close(fd);
-		return fail(err, errlen, "kernel '%s' is %lld bytes: %s", path, (long long)st.st_size,
+		return errf(err, errlen, "kernel '%s' is %lld bytes: %s", path, (long long)st.st_size,
 			    st.st_size == 0 ? "empty" : "larger than guest RAM");
 	}
 	uint8_t *buf = malloc((size_t)st.st_size);
 	if (!buf) {
 		close(fd);
-		return fail(err, errlen, "out of memory reading '%s'", path);
+		return errf(err, errlen, "out of memory reading '%s'", path);
 	}
 	size_t got = 0;
 	while (got < (size_t)st.st_size) {
@@ -210,7 +202,7 @@ static int read_file(const char *path, uint8_t **data, size_t *size, uint64_t li
 			int e = n < 0 ? errno : EIO;
 			free(buf);
 			close(fd);
-			return fail(err, errlen, "reading '%s' at offset %zu: %s", path, got,
+			return errf(err, errlen, "reading '%s' at offset %zu: %s", path, got,
 				    n < 0 ? strerror(e) : "unexpected end of file");
 		}
 		got += (size_t)n;
@@ -234,7 +226,7 @@ static int set_progress(struct vm *vm, enum progress_kind kind, char *err, size_
 	if (kind == PROGRESS_PMU_BRANCHES) {
 		vm->progress_fd = progress_pmu_open(e2, sizeof(e2));
 		if (vm->progress_fd < 0)
-			return fail(err, errlen, "the PMU progress counter: %s", e2);
+			return errf(err, errlen, "the PMU progress counter: %s", e2);
 	}
 	vm->progress_kind = kind;
 	return 0;
@@ -273,7 +265,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	vm->serial_out_ok = true;
 
 	if (cfg->mem_size < VM_MEM_MIN || cfg->mem_size > VM_MEM_MAX || cfg->mem_size % 4096)
-		return fail(err, errlen, "--mem %llu bytes: must be a multiple of 4 KiB between 2 MiB and 64 GiB",
+		return errf(err, errlen, "--mem %llu bytes: must be a multiple of 4 KiB between 2 MiB and 64 GiB",
 			    (unsigned long long)cfg->mem_size);
 	if (read_file(cfg->kernel_path, &image, &image_size, cfg->mem_size, err, errlen))
 		return -1;
@@ -283,7 +275,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	if (vm->ram == MAP_FAILED) {
 		vm->ram = NULL;
 		free(image);
-		return fail(err, errlen, "mmap of %llu MiB of guest RAM: %s",
+		return errf(err, errlen, "mmap of %llu MiB of guest RAM: %s",
 			    (unsigned long long)(cfg->mem_size >> 20), strerror(errno));
 	}
 	gm_layout(&vm->mem, vm->ram, cfg->mem_size);
@@ -292,7 +284,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 		vm->mem.dirty = calloc(cfg->mem_size / 4096 / 64 + 1, sizeof(uint64_t));
 		if (!vm->mem.dirty) {
 			free(image);
-			return fail(err, errlen, "out of memory for the dirty-page bitmap");
+			return errf(err, errlen, "out of memory for the dirty-page bitmap");
 		}
 	}
 
@@ -300,7 +292,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 		vm->bd = blockdev_open(cfg->disk_path, cfg->disk_overlay, e2, sizeof(e2));
 		if (!vm->bd) {
 			free(image);
-			return fail(err, errlen, "disk image: %s", e2);
+			return errf(err, errlen, "disk image: %s", e2);
 		}
 	}
 	if (platform_init(&vm->plat, nd, &vm->mem, vm->bd, serial_tx, vm, err, errlen)) {
@@ -311,7 +303,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	platform_boot_params(&vm->plat, &bp);
 	if (loader_load(&vm->mem, image, image_size, &bp, &vm->boot, e2, sizeof(e2))) {
 		free(image);
-		return fail(err, errlen, "kernel '%s': %s", cfg->kernel_path, e2);
+		return errf(err, errlen, "kernel '%s': %s", cfg->kernel_path, e2);
 	}
 	free(image);
 
@@ -379,9 +371,9 @@ static int take_slot_log(struct vm *vm, uint32_t slot, uint64_t first_page, uint
 	struct kvm_dirty_log dl = { .slot = slot, .dirty_bitmap = bm };
 
 	if (!bm)
-		return fail(err, errlen, "out of memory for the dirty log");
+		return errf(err, errlen, "out of memory for the dirty log");
 	if (ioctl(vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
-		fail(err, errlen, "KVM_GET_DIRTY_LOG (slot %u) at exit %" PRIu64 ": %s", slot,
+		errf(err, errlen, "KVM_GET_DIRTY_LOG (slot %u) at exit %" PRIu64 ": %s", slot,
 		     vm->stats.exits, strerror(errno));
 		free(bm);
 		return -1;
@@ -401,7 +393,7 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen)
 	size_t words = (gm->size / 4096 + 63) / 64;
 
 	if (!gm->dirty)
-		return fail(err, errlen, "this VM was created without dirty-page tracking");
+		return errf(err, errlen, "this VM was created without dirty-page tracking");
 	if (take_slot_log(vm, 0, 0, gm->low_size / 4096, acc, err, errlen) ||
 	    (gm->high_size && take_slot_log(vm, 1, gm->low_size / 4096, gm->high_size / 4096,
 					    acc, err, errlen)))
@@ -545,10 +537,10 @@ int vm_digests(struct vm *vm, struct vm_digests *d, char *err, size_t errlen)
 {
 	struct kvm_regs regs;
 	if (vm_regs(vm, &regs, &d->regs))
-		return fail(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
+		return errf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
 	d->rip = regs.rip;
 	if (vm_mem_hash(vm, &d->mem_lo, &d->mem_hi))
-		return fail(err, errlen, "out of memory computing the memory digest");
+		return errf(err, errlen, "out of memory computing the memory digest");
 	return 0;
 }
 
