@@ -164,7 +164,8 @@ static bool sync_regs_supported(struct vm *vm)
  * tables or code meanwhile, an instruction is misjudged, which costs a
  * breakpoint run too many or lets an INT be stepped (on hardware hosts a
  * divergence, not a silent one; landmark.h), or a PUSHF's image is looked
- * for in the wrong place (found without the flag: left alone).
+ * for in the wrong place (found without the flag: left alone; with it,
+ * fix_pushf translates again before it writes).
  */
 struct code_view {
 	bool regs_fresh;
@@ -278,6 +279,13 @@ static int fix_pushf(struct vm *vm, struct code_view *cv, uint64_t rip, size_t l
 		return 0;
 	/* Bit 8 is bit 0 of the image's second byte, whatever its size. */
 	uint64_t at = linear(&sregs, &sregs.ss, regs.rsp) + 1;
+	if (access_linear(vm, cv, at, &hi, 1, false) != 1)
+		return -1;
+	if (!(hi & 1))
+		return 0;
+	/* Before writing guest memory, translate afresh: a translation kept
+	 * from earlier in the approach may be stale. */
+	cv->npages = cv->next = 0;
 	if (access_linear(vm, cv, at, &hi, 1, false) != 1)
 		return -1;
 	if (!(hi & 1))
