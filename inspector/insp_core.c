@@ -45,15 +45,6 @@ static void note(struct notes *n, uint32_t type, const void *desc, size_t desc_l
 	n->len += (desc_len + 3) & ~(size_t)3;
 }
 
-static bool page_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (size_t i = 0; i < PG / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
@@ -221,7 +212,7 @@ int insp_cmd_export_core(struct insp *in)
 		const uint8_t *base = gm->host + blk[i].off;
 		uint64_t run = 0, run_len = 0;
 		for (uint64_t p = 0; p <= blk[i].size && !rc; p += PG) {
-			bool nz = p < blk[i].size && !page_zero(base + p);
+			bool nz = p < blk[i].size && !gm_page_is_zero(base + p);
 			if (nz) {
 				if (!run_len)
 					run = p;

@@ -59,6 +59,19 @@ static void str_line(const struct trace_header *h, uint16_t tag, const char *wha
 		printf(KEY "%s\n", what, v);
 }
 
+/* The one row of an aggregate query on the checkpoints, stepped to; NULL
+ * (said) if it cannot be read. */
+static sqlite3_stmt *checkpoints_row(struct insp *in, const char *sql)
+{
+	sqlite3_stmt *q = insp_prepare(in, sql);
+	if (q && sqlite3_step(q) != SQLITE_ROW) {
+		insp_err("%s: reading checkpoints: %s", in->db_path, sqlite3_errmsg((sqlite3 *)ckpt_db_handle(in->db)));
+		sqlite3_finalize(q);
+		return NULL;
+	}
+	return q;
+}
+
 int insp_cmd_info(struct insp *in)
 {
 	int st = insp_open_files(in, false);
@@ -170,16 +183,11 @@ int insp_cmd_info(struct insp *in)
 		return INSPECT_ERROR;
 	}
 
-	q = insp_prepare(in, "SELECT count(*), coalesce(sum(full), 0), min(exit), max(exit), min(host_ns), "
+	q = checkpoints_row(in, "SELECT count(*), coalesce(sum(full), 0), min(exit), max(exit), min(host_ns), "
 			     "max(host_ns), coalesce(sum(bytes_new), 0), coalesce(avg(pause_ns), 0), "
 			     "coalesce(max(pause_ns), 0) FROM checkpoints");
 	if (!q)
 		return INSPECT_ERROR;
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		insp_err("%s: reading checkpoints: %s", in->db_path, sqlite3_errmsg((sqlite3 *)ckpt_db_handle(in->db)));
-		sqlite3_finalize(q);
-		return INSPECT_ERROR;
-	}
 	uint64_t n = insp_col_u64(q, 0), nfull = insp_col_u64(q, 1);
 	uint64_t ex0 = insp_col_u64(q, 2), ex1 = insp_col_u64(q, 3), t0 = insp_col_u64(q, 4), t1 = insp_col_u64(q, 5);
 	uint64_t bytes_new = insp_col_u64(q, 6);
@@ -199,7 +207,7 @@ int insp_cmd_info(struct insp *in)
 	 * incremental one's rows; a periodic full map (every CKPT_FULL_EVERY
 	 * checkpoints) is written from an incremental capture whose size is
 	 * not kept, so its rows are counted apart. */
-	q = insp_prepare(in, "SELECT coalesce(sum(CASE WHEN full = 0 OR id = (SELECT min(id) FROM checkpoints) "
+	q = checkpoints_row(in, "SELECT coalesce(sum(CASE WHEN full = 0 OR id = (SELECT min(id) FROM checkpoints) "
 			     "THEN pages + blocks END), 0), "
 			     "coalesce(sum(CASE WHEN full = 1 AND id > (SELECT min(id) FROM checkpoints) "
 			     "THEN pages + blocks END), 0), "
@@ -207,11 +215,6 @@ int insp_cmd_info(struct insp *in)
 			     "(SELECT count(*) FROM pages) FROM checkpoints");
 	if (!q)
 		return INSPECT_ERROR;
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		insp_err("%s: reading checkpoints: %s", in->db_path, sqlite3_errmsg((sqlite3 *)ckpt_db_handle(in->db)));
-		sqlite3_finalize(q);
-		return INSPECT_ERROR;
-	}
 	uint64_t captured = insp_col_u64(q, 0), periodic_rows = insp_col_u64(q, 1), periodic = insp_col_u64(q, 2);
 	uint64_t distinct = insp_col_u64(q, 3);
 	sqlite3_finalize(q);

@@ -354,15 +354,6 @@ int insp_cmd_mem(struct insp *in)
 
 /* ---- diff ---- */
 
-static bool page_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (size_t i = 0; i < PG / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 static void print_range(const struct guest_mem *gm, uint64_t first_off, uint64_t pages, uint64_t bytes)
 {
 	uint64_t g0 = gm_offset_to_gpa(gm, first_off), g1 = gm_offset_to_gpa(gm, first_off + (pages - 1) * PG);
@@ -395,7 +386,7 @@ int insp_cmd_diff(struct insp *in)
 		return INSPECT_ERROR;
 	}
 	for (uint64_t off = 0; off < size; off += PG)
-		if (!page_zero(gm->host + off))
+		if (!gm_page_is_zero(gm->host + off))
 			memcpy(copy + off, gm->host + off, PG);
 	if ((st = cpu_at(in, o->at[1], &gb, &sb))) {
 		munmap(copy, size);
