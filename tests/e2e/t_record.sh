@@ -46,6 +46,7 @@ rr_guest memloop
 rr_guest echo --serial-in "$TMP/echo-in.txt"
 rr_guest dirty --append "dirty.rounds=5"
 rr_guest flags
+rr_guest hostile --disk "$TMP/rr-disk.img"
 
 # spin and memloop must have needed forced exits, reached exactly.
 for g in spin memloop; do

@@ -32,6 +32,16 @@ expect "run triple" 4 "" "triple-fault"
 run_detvm spin run --kernel $G/spin.elf
 expect "run spin" 1 "RESULT spin ok"
 
+# A guest that abuses every device and register it can reach, with garbage:
+# the monitor must survive it (and must have refused some virtio queues).
+run_detvm hostile run --kernel $G/hostile.elf --disk "$TMP/disk.img"
+expect "run hostile: the monitor survives a guest that abuses its devices" 1 "hostile: survived"
+if grep -q "RESULT hostile ok" "$OUT" && grep -Eq "; [1-9][0-9]* of [0-9]+ rounds ended in DEVICE_NEEDS_RESET" "$OUT"; then
+	ok "hostile: garbage virtio queues were refused (DEVICE_NEEDS_RESET)"
+else
+	bad "hostile: garbage virtio queues were refused (DEVICE_NEEDS_RESET)" "$(grep -E 'virtio|RESULT' "$OUT" | tr '\n' '|')"
+fi
+
 printf 'hello from the host\n' > "$TMP/echo.in"
 run_detvm echo run --kernel $G/echo.elf --serial-in "$TMP/echo.in"
 expect "run echo" 1 "echo: hello from the host"

@@ -29,7 +29,8 @@ truncate -s 1M "$T/disk.img"
 
 guests=("hello" "ticks --append ticks=15" "rtc" "rng" "disk --disk $T/disk.img" "fault"
 	"spin --append spin=20000" "memloop --append memloop.k=3" "memloop --append memloop.k=1"
-	"flags --append flags.n=20000" "echo --serial-in $T/in.txt" "dirty --append dirty.rounds=3")
+	"flags --append flags.n=20000" "echo --serial-in $T/in.txt" "dirty --append dirty.rounds=3"
+	"hostile --disk $T/disk.img --append hostile.seed=7")
 ( while :; do :; done ) & load=$!
 
 checks=0; fails=0
