@@ -12,6 +12,14 @@
  * little before the target, read the counter when the timer stops it, and
  * repeat; single-step the last few instructions.
  *
+ * Tried and dropped: a thread of our own on the other CPU that reads the
+ * counter (pread of the stats fd, about 0.7 us a read) and sends the kick
+ * when it reaches target - m.  The guest stops 1-4 instructions after the
+ * kick in 97% of runs, but in about 1.5% the counter the thread sees jumps
+ * by 12-800 instructions between two reads, and such an overshoot costs a
+ * rewind (30-90 ms).  memloop replays took 0.44-0.87 s against 0.49-0.77 s
+ * for the timers, on the same recording (November 2026).
+ *
  * KVM steps with the trap flag, and a hardware CPU stores that flag where
  * an instruction saves RFLAGS (on these hosts, nothing we could find stores
  * it but the delivery of an injected event).  So some moves are not steps:
