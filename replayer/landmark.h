@@ -15,9 +15,9 @@
  * Tried and dropped: a thread of our own on the other CPU that reads the
  * counter (pread of the stats fd, about 0.7 us a read) and sends the kick
  * when it reaches target - m.  The guest stops 1-4 instructions after the
- * kick in 97% of runs, but in about 1.5% the counter the thread sees jumps
- * by 12-800 instructions between two reads, and such an overshoot costs a
- * rewind (30-90 ms).  memloop replays took 0.44-0.87 s against 0.49-0.77 s
+ * kick in 93% of runs (at most 6 in 98%), but in about 1.4% the counter the
+ * thread sees jumps by 12-800 instructions between two reads, and such an
+ * overshoot costs a rewind (30-90 ms).  memloop replays took 0.44-0.87 s against 0.49-0.77 s
  * for the timers, on the same recording (November 2026).
  *
  * KVM steps with the trap flag, and a hardware CPU stores that flag where
