@@ -320,20 +320,24 @@ enum landmark_care replay_care_of(const struct replay_care *c, uint64_t exit)
 	return LANDMARK_FAST;
 }
 
+/* Add exit to a care level's list; once the list is full, the level covers
+ * every exit up to it instead (`through`). */
+static void add_exit(uint64_t *list, int *n, uint64_t *through, uint64_t exit)
+{
+	if (*n < REPLAY_CARE_MAX)
+		list[(*n)++] = exit;
+	else if (exit > *through)
+		*through = exit;
+}
+
 void replay_care_more(struct replay_care *c, uint64_t exit)
 {
 	switch (replay_care_of(c, exit)) {
 	case LANDMARK_FAST:
-		if (c->ncareful < REPLAY_CARE_MAX)
-			c->careful[c->ncareful++] = exit;
-		else if (exit > c->careful_through)
-			c->careful_through = exit;
+		add_exit(c->careful, &c->ncareful, &c->careful_through, exit);
 		break;
 	case LANDMARK_CAREFUL:
-		if (c->nstep < REPLAY_CARE_MAX)
-			c->step[c->nstep++] = exit;
-		else if (exit > c->step_through)
-			c->step_through = exit;
+		add_exit(c->step, &c->nstep, &c->step_through, exit);
 		break;
 	case LANDMARK_STEP:
 		break; /* stepping cannot overshoot */
