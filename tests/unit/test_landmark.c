@@ -115,6 +115,17 @@ static void expect_hlt(struct vm *vm, uint64_t end_rip)
 	assert_int_equal(regs.rip, end_rip);
 }
 
+/* A fresh landmark_ctl in *c, and the landmark reached with `care`. */
+static void reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care care, uint64_t target,
+		  uint64_t rip, uint64_t hash)
+{
+	char err[512];
+	memset(c, 0, sizeof(*c));
+	int rc = landmark_reach(vm, c, care, target, rip, hash, err, sizeof(err));
+	if (rc != LANDMARK_REACHED)
+		fail_msg("landmark_reach: %d: %s", rc, err);
+}
+
 /*
  * A forced exit one instruction after an interrupt the replayer injected
  * (a recorder kicked right after injecting): the replay must deliver the
@@ -125,7 +136,6 @@ static void expect_hlt(struct vm *vm, uint64_t end_rip)
 static void test_forced_exit_after_injection(void **st)
 {
 	(void)st;
-	char err[512];
 	static struct vm rec, rep;
 	struct kvm_regs regs;
 	uint64_t target, hash;
@@ -159,10 +169,7 @@ static void test_forced_exit_after_injection(void **st)
 	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x202), 0);
 	assert_int_equal(ioctl(rep.kvm.vcpu_fd, KVM_INTERRUPT, &irq), 0);
 	struct landmark_ctl c;
-	memset(&c, 0, sizeof(c));
-	int rc = landmark_reach(&rep, &c, LANDMARK_FAST, target, 0x2001, hash, err, sizeof(err));
-	if (rc != LANDMARK_REACHED)
-		fail_msg("landmark_reach: %d: %s", rc, err);
+	reach(&rep, &c, LANDMARK_FAST, target, 0x2001, hash);
 	assert_memory_equal(ram2 + 0x7000, ram + 0x7000, 0x1000); /* the stack: no trap flag */
 	expect_hlt(&rep, CODE + 17);
 	kvm_close(&rec.kvm);
@@ -172,7 +179,6 @@ static void test_forced_exit_after_injection(void **st)
 static void test_forced_exit_after_in(void **st)
 {
 	(void)st;
-	char err[512];
 	static struct vm vm;
 	struct kvm_regs regs;
 	uint64_t target, after;
@@ -206,10 +212,7 @@ static void test_forced_exit_after_in(void **st)
 	uint64_t hash = XXH3_64bits(&want, sizeof(want));
 
 	struct landmark_ctl c;
-	memset(&c, 0, sizeof(c));
-	int rc = landmark_reach(&vm, &c, LANDMARK_FAST, target, CODE + 4, hash, err, sizeof(err));
-	if (rc != LANDMARK_REACHED)
-		fail_msg("landmark_reach: %d: %s", rc, err);
+	reach(&vm, &c, LANDMARK_FAST, target, CODE + 4, hash);
 	assert_int_equal(ioctl(vm.kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
 	assert_int_equal(regs.rip, CODE + 4);
 	assert_int_equal(regs.rax & 0xffff, 0x1260);
@@ -276,7 +279,6 @@ static void test_fix_pushf(void **st)
 static void test_step_over_pushf_and_int(void **st)
 {
 	(void)st;
-	char err[512];
 	static struct vm rec, rep;
 	struct kvm_regs regs;
 	uint64_t target, hash;
@@ -301,10 +303,7 @@ static void test_step_over_pushf_and_int(void **st)
 	/* Replay: every instruction single-stepped, but for the INT. */
 	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x2), 0);
 	struct landmark_ctl c;
-	memset(&c, 0, sizeof(c));
-	int rc = landmark_reach(&rep, &c, LANDMARK_STEP, target, CODE + 6, hash, err, sizeof(err));
-	if (rc != LANDMARK_REACHED)
-		fail_msg("landmark_reach: %d: %s", rc, err);
+	reach(&rep, &c, LANDMARK_STEP, target, CODE + 6, hash);
 	assert_int_equal(c.runs, 0);
 	assert_int_equal(c.runs_over, 1);
 	assert_true(c.steps >= 5);
