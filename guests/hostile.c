@@ -276,7 +276,6 @@ static void virtio_garbage(struct machine *m)
 static uint64_t rdmsr_safe(uint32_t idx, uint64_t *v)
 {
 	uint32_t lo = 0, hi = 0;
-	rt_fixup.vec = 0;
 	uint64_t before = rt_fixup.count;
 	__asm__ volatile("leaq 1f(%%rip), %%r8\n\t"
 			 "movq %%r8, rt_fixup(%%rip)\n\t"
