@@ -100,7 +100,6 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "detvm replay: %s\n", err);
 		return 2;
 	}
-	const char *pc = trace_header_get_str(trace_reader_header(sess.r), TRACE_TAG_PROGRESS_COUNTER);
 	install_stop_signals();
 	if (has_to && !from_start && !sess.db)
 		fprintf(stderr, "detvm replay: %s; replaying from the start\n", sess.db_error);
@@ -135,7 +134,7 @@ int cmd_replay(int argc, char **argv)
 			replay_session_close(&sess);
 			return 2;
 		}
-		if (pc && strcmp(pc, TRACE_PROGRESS_INSN_EMULATION) == 0 && sess.vm.kvm.insn_emulation_off < 0)
+		if (sess.cfg.progress == PROGRESS_INSN_EMULATION && sess.vm.kvm.insn_emulation_off < 0)
 			fprintf(stderr, "detvm replay: the recording used the insn_emulation progress counter, which this host lacks; "
 				"forced exits cannot be reached\n");
 		char msg[1200];

@@ -37,6 +37,8 @@ struct replay_session {
 	char rec[4096];
 	char trace_path[4200], db_path[4200];
 	struct replay_session_opts opts;
+	/* Replaced by every start (seeking opens the trace afresh): nothing
+	 * may keep a pointer into its header across one (cfg has copies). */
 	struct trace_reader *r;
 	struct ckpt_db *db;          /* NULL: the recording has none */
 	char db_error[600];          /* why db is NULL when the file exists */
