@@ -15,8 +15,14 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e demo clean guests bench soak
+.PHONY: all deps test unit e2e demo clean guests bench soak bins sanitize sanitize-bins
 all: $(BUILD)/detvm guests $(UNIT_BINS)
+bins: $(BUILD)/detvm $(UNIT_BINS)
+
+# The sanitizer build (build/san): detvm and the unit tests with
+# AddressSanitizer, LeakSanitizer and UBSan.  `make test` runs every test
+# against it too (scripts/run-sanitized.sh).
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 deps:
 	@scripts/deps.sh
@@ -45,8 +51,16 @@ e2e: $(BUILD)/detvm guests
 	@tests/e2e/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all sanitize-bins
 	@scripts/run-tests.sh
+
+sanitize-bins:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san CFLAGS="$(CFLAGS:-O2=-O1) $(SAN_FLAGS)" bins
+
+# The sanitizer stage of `make test` alone.
+sanitize: deps
+	@$(MAKE) --no-print-directory all sanitize-bins
+	@scripts/run-sanitized.sh $(BUILD)/san
 
 demo: deps
 	@$(MAKE) --no-print-directory all
