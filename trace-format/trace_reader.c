@@ -7,8 +7,9 @@
  * out, so a caller never sees an event of a frame that turns out to be bad
  * or incomplete.  The end of the file is classified as complete (END and a
  * valid trailer, then EOF), cut short (the file stops at a frame boundary
- * or inside a frame that was being written: what a killed recorder leaves)
- * or corrupt (anything else).
+ * or inside a frame that was being written: what a killed recorder leaves;
+ * or it ends in zeros that a power loss left, see torn()) or corrupt
+ * (anything else).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +138,26 @@ static int tail_is_zero(struct trace_reader *r, uint64_t off)
 			return 1;
 		off += (uint64_t)n;
 	}
+}
+
+/*
+ * A magic or a checksum over bytes [start, end) failed: a torn write, if
+ * their last 8 bytes (all of them, if fewer) and everything after are
+ * zero.  The file's length reached the disk and its last data did not,
+ * which a power loss can leave: cut short at `off`, the start of the frame
+ * or trailer (SPEC.md section 10, "Torn writes").  Where a checksum ends
+ * the range (frame header, trailer), genuine data ends in 8 zero bytes
+ * about once in 2^64; a tear within those last 8 bytes is reported as
+ * corruption, the safe side.
+ * 1: torn, cut short recorded; 0: not; -1: read error (errno).
+ */
+static int torn(struct trace_reader *r, uint64_t off, uint64_t start, uint64_t end)
+{
+	int z = tail_is_zero(r, end - start >= 8 ? end - 8 : start);
+
+	if (z > 0)
+		cut_short(r, off);
+	return z;
 }
 
 static int grow(uint8_t **buf, size_t *cap, size_t need)
@@ -342,13 +363,12 @@ static int check_frame_hdr(struct trace_reader *r,
 	return 0;
 }
 
+/* Steps 24-25 (its checksum was checked): one zstd frame, raw_len bytes. */
 static int payload(struct trace_reader *r, const struct trace_frame_hdr *fh,
 		   uint64_t seq, uint64_t off)
 {
 	size_t n;
 
-	if (XXH3_64bits(r->comp, fh->comp_len) != fh->payload_xxh)
-		return frame_err(r, seq, off, "payload checksum mismatch");
 	/* Exactly one zstd frame: no trailing bytes hide in the payload. */
 	n = ZSTD_findFrameCompressedSize(r->comp, fh->comp_len);
 	if (ZSTD_isError(n) || n != fh->comp_len)
@@ -391,21 +411,24 @@ static int load_frame(struct trace_reader *r)
 		    !memcmp(r->hbuf, TRACE_TRAILER_MAGIC, TRACE_TRAILER_MAGIC_LEN))
 			return frame_err(r, seq, off,
 					 "trailer found, but no END record before it");
-		z = tail_is_zero(r, off);
-		if (z < 0)
-			return frame_err(r, seq, off, "read: %s", strerror(errno));
+		z = torn(r, off, off, off + (uint64_t)n);
 		if (z)
-			return cut_short(r, off);
+			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
 		return frame_err(r, seq, off, "bad frame magic");
 	}
 	/* A prefix of a frame: the write it came from never finished. */
 	if ((size_t)n < hs)
 		return cut_short(r, off);
-	if (get_le32(r->hbuf + FH_HDR_SIZE) != hs)
-		return frame_err(r, seq, off, "frame header size %u, expected %u",
-				 get_le32(r->hbuf + FH_HDR_SIZE), hs);
-	if (trace_frame_hdr_xxh(r->hbuf, hs) != get_le64(r->hbuf + hs - 8))
+	if (get_le32(r->hbuf + FH_HDR_SIZE) != hs ||
+	    trace_frame_hdr_xxh(r->hbuf, hs) != get_le64(r->hbuf + hs - 8)) {
+		z = torn(r, off, off, off + hs);
+		if (z)
+			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
+		if (get_le32(r->hbuf + FH_HDR_SIZE) != hs)
+			return frame_err(r, seq, off, "frame header size %u, expected %u",
+					 get_le32(r->hbuf + FH_HDR_SIZE), hs);
 		return frame_err(r, seq, off, "frame header checksum mismatch");
+	}
 	trace_frame_hdr_unpack(r->hbuf, &fh);
 	if (check_frame_hdr(r, &fh, seq, off))
 		return -1;
@@ -416,6 +439,12 @@ static int load_frame(struct trace_reader *r)
 		return frame_err(r, seq, off, "read: %s", strerror(errno));
 	if ((size_t)n < fh.comp_len)
 		return cut_short(r, off);
+	if (XXH3_64bits(r->comp, fh.comp_len) != fh.payload_xxh) {
+		z = torn(r, off, off + hs, off + hs + fh.comp_len);
+		if (z)
+			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
+		return frame_err(r, seq, off, "payload checksum mismatch");
+	}
 	if (payload(r, &fh, seq, off) || check_events(r, &fh, off, &has_end))
 		return -1;
 
@@ -464,17 +493,19 @@ static int read_trailer(struct trace_reader *r)
 		if ((size_t)n >= TRACE_FRAME_MAGIC_LEN &&
 		    !memcmp(t, TRACE_FRAME_MAGIC, TRACE_FRAME_MAGIC_LEN))
 			return trailer_err(r, "a frame follows the END record");
-		z = tail_is_zero(r, r->off);
-		if (z < 0)
-			return trailer_err(r, strerror(errno));
+		z = torn(r, r->off, r->off, r->off + ((size_t)n < TRACE_TRAILER_SIZE ? (size_t)n : TRACE_TRAILER_SIZE));
 		if (z)
-			return cut_short(r, r->off);
+			return z < 0 ? trailer_err(r, strerror(errno)) : 0;
 		return trailer_err(r, "bad trailer magic");
 	}
 	if ((size_t)n < TRACE_TRAILER_SIZE)
 		return cut_short(r, r->off);
-	if (XXH3_64bits(t, TR_XXH) != get_le64(t + TR_XXH))
+	if (XXH3_64bits(t, TR_XXH) != get_le64(t + TR_XXH)) {
+		z = torn(r, r->off, r->off, r->off + TRACE_TRAILER_SIZE);
+		if (z)
+			return z < 0 ? trailer_err(r, strerror(errno)) : 0;
 		return trailer_err(r, "trailer checksum mismatch");
+	}
 	if (get_le64(t + TR_FRAMES) != r->next_seq) {
 		char msg[128];
 

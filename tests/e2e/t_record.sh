@@ -191,6 +191,15 @@ expect "verify reports a truncated recording as cut short" 1 "cut short"
 "$DETVM" replay "$R-cut" >"$TMP/rc.out" 2>"$TMP/rc.err"; RC=$?; OUT=$TMP/rc.out; ERR=$TMP/rc.err
 expect "replay of a truncated recording replays its prefix" 3 "" "cut short"
 
+# A power loss can leave the file's length but zeros for its last data,
+# from inside a frame (SPEC.md 10, "Torn writes"): cut short there too.
+cp -r "$R-spin" "$R-torn"; sz=$(stat -c %s "$R-torn/trace")
+head -c $((sz - sz * 2 / 3 - 7)) /dev/zero | dd of="$R-torn/trace" bs=1 seek=$((sz * 2 / 3 + 7)) conv=notrunc status=none
+"$DETVM" verify "$R-torn" >"$TMP/vt.out" 2>&1; RC=$?; OUT=$TMP/vt.out; ERR=$TMP/vt.out
+expect "verify reports a zero-filled tail (torn write) as cut short" 1 "cut short"
+"$DETVM" replay "$R-torn" >"$TMP/rt.out" 2>"$TMP/rt.err"; RC=$?; OUT=$TMP/rt.out; ERR=$TMP/rt.err
+expect "replay of a torn recording replays its prefix" 3 "" "cut short"
+
 # A newer format major (header re-sealed with a valid checksum, as a newer
 # detvm would write it) is refused by verify and replay with a clear message.
 cp -r "$R-spin" "$R-newer"; python3 $TT version "$R-newer/trace" 2 0
