@@ -338,7 +338,9 @@ const char *trace_writer_error(const struct trace_writer *w);
 /* SHA-256 of the file header: the start of the hash chain, which names this
  * recording (the checkpoint database stores it to check it belongs here). */
 void trace_writer_header_hash(const struct trace_writer *w, uint8_t out[TRACE_HASH_SIZE]);
-/* events/exits are live; the file counters are exact after drain/close. */
+/* events/exits are live; the file counters are exact after drain/close
+ * (before, with the async writer: as of the last frame its thread wrote).
+ * From the thread that appends. */
 void trace_writer_stats(const struct trace_writer *w,
 			struct trace_writer_stats *st);
 

@@ -32,6 +32,9 @@ struct trace_async {
 	struct trace_frame_buf **spare;	/* stack of depth */
 	unsigned nspare;
 	bool busy;		/* worker holds a frame outside the lock */
+	/* The sink's counters after the last frame the worker finished: the
+	 * worker writes the sink's own outside the lock. */
+	uint64_t frames, raw_bytes, off;
 	bool stop;
 	bool failed;
 	char err[TRACE_ERR_MAX];
@@ -66,6 +69,9 @@ static void *worker(void *arg)
 			a->failed = true;
 			memcpy(a->err, a->sink->err, sizeof(a->err));
 		}
+		a->frames = a->sink->frames;
+		a->raw_bytes = a->sink->raw_bytes;
+		a->off = a->sink->off;
 		f->len = 0;
 		a->spare[a->nspare++] = f;
 		a->busy = false;
@@ -97,6 +103,9 @@ struct trace_async *trace_async_start(struct trace_sink *sink, unsigned depth,
 	if (!a)
 		goto nomem;
 	a->sink = sink;
+	a->frames = sink->frames;
+	a->raw_bytes = sink->raw_bytes;
+	a->off = sink->off;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->done, NULL);
@@ -189,4 +198,13 @@ int trace_async_stop(struct trace_async *a, char *err, size_t errlen)
 		pthread_join(a->thread, NULL);
 	free_async(a);
 	return ret;
+}
+
+void trace_async_counts(struct trace_async *a, uint64_t *frames, uint64_t *raw_bytes, uint64_t *off)
+{
+	pthread_mutex_lock(&a->lock);
+	*frames = a->frames;
+	*raw_bytes = a->raw_bytes;
+	*off = a->off;
+	pthread_mutex_unlock(&a->lock);
 }

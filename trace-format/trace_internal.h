@@ -255,5 +255,8 @@ int trace_async_swap(struct trace_async *a, struct trace_frame_buf **buf,
 int trace_async_drain(struct trace_async *a, char *err, size_t errlen);
 /* Drain, stop and join the worker, free its buffers. */
 int trace_async_stop(struct trace_async *a, char *err, size_t errlen);
+/* The sink's frames, raw bytes and file size as of the last frame the
+ * worker finished (safe to call while it runs). */
+void trace_async_counts(struct trace_async *a, uint64_t *frames, uint64_t *raw_bytes, uint64_t *off);
 
 #endif

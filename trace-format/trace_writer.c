@@ -403,9 +403,14 @@ void trace_writer_stats(const struct trace_writer *w,
 {
 	st->events = w->events;
 	st->exits = w->exits;
-	st->frames = w->sink.frames;
-	st->raw_bytes = w->sink.raw_bytes;
-	st->file_bytes = w->sink.off;
+	if (w->async) {
+		/* The worker thread owns the sink while it runs. */
+		trace_async_counts(w->async, &st->frames, &st->raw_bytes, &st->file_bytes);
+	} else {
+		st->frames = w->sink.frames;
+		st->raw_bytes = w->sink.raw_bytes;
+		st->file_bytes = w->sink.off;
+	}
 	st->queue_waits = w->queue_waits;
 	st->pending_events = w->cur->events;
 	st->pending_bytes = w->cur->len;
