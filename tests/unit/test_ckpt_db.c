@@ -558,7 +558,15 @@ static void test_overwrite(void **state)
 	db = ckpt_db_create(p, true, &m, err, sizeof(err));
 	if (!db)
 		fail_msg("%s", err);
-	assert_int_equal(access(j, F_OK), -1);
+	/* Gone, or already the new database's own journal: the background
+	 * setup may be in a transaction (seen under ThreadSanitizer). */
+	f = fopen(j, "r");
+	if (f) {
+		char head[8] = "";
+		size_t n = fread(head, 1, 5, f);
+		fclose(f);
+		assert_false(n == 5 && memcmp(head, "stale", 5) == 0);
+	}
 	finish(db);
 	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 0);
 }
