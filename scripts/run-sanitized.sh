@@ -1,20 +1,38 @@
 #!/bin/sh
-# The unit and end-to-end tests again, against the sanitizer build of
-# detvm and of the unit tests (make sanitize-bins: AddressSanitizer with
-# LeakSanitizer, and UBSan).  Any sanitizer report fails this stage,
-# whatever the test's own verdict: a test that expects detvm to fail would
-# otherwise take a sanitizer's abort for the failure it expected.  The
-# reports go to files, one per process, and are printed at the end.
+# run-sanitized.sh BUILD KIND: the tests again, against a sanitizer build
+# of detvm and of the unit tests (make sanitize-bins).
+#   KIND asan: BUILD has AddressSanitizer, LeakSanitizer and UBSan; every
+#              unit and end-to-end test runs.
+#   KIND tsan: BUILD has ThreadSanitizer; every unit test, and the
+#              end-to-end tests of what runs on more than one thread (the
+#              trace writer's thread and the checkpoint database's, in
+#              record and in checkpointing).
+# Any sanitizer report fails the stage, whatever the test's own verdict: a
+# test that expects detvm to fail would otherwise take a sanitizer's exit
+# for the failure it expected.  The reports go to files, one per process,
+# and are printed at the end.
 cd "$(dirname "$0")/.."
-san=${1:-build/san}
+san=${1:?usage: run-sanitized.sh BUILD asan|tsan}
+kind=${2:?usage: run-sanitized.sh BUILD asan|tsan}
 work=$(mktemp -d /tmp/detvm-san.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/logs"
-export ASAN_OPTIONS="log_path=$work/logs/asan:exitcode=86:detect_leaks=1"
-export UBSAN_OPTIONS="log_path=$work/logs/ubsan:print_stacktrace=1:halt_on_error=1"
+case $kind in
+asan)
+	export ASAN_OPTIONS="log_path=$work/logs/asan:exitcode=86:detect_leaks=1"
+	export UBSAN_OPTIONS="log_path=$work/logs/ubsan:print_stacktrace=1:halt_on_error=1"
+	e2e_tests="" ;;
+tsan)
+	# Tests that fork a multi-threaded process (a recorder to kill -9)
+	# would die under ThreadSanitizer without die_after_fork=0.
+	export TSAN_OPTIONS="log_path=$work/logs/tsan:exitcode=66:die_after_fork=0"
+	e2e_tests="tests/e2e/t_record.sh tests/e2e/t_checkpoint.sh" ;;
+*)
+	echo "run-sanitized.sh: unknown kind '$kind' (asan or tsan)" >&2; exit 2 ;;
+esac
 
 scripts/run-unit.sh $(ls "$san"/tests/test_* | grep -v "\.d$") >"$work/unit" 2>&1; urc=$?
-DETVM="$san/detvm" tests/e2e/run.sh >"$work/e2e" 2>&1; erc=$?
+DETVM="$san/detvm" E2E_TESTS="$e2e_tests" tests/e2e/run.sh >"$work/e2e" 2>&1; erc=$?
 grep -E "^unit: FAIL|^e2e: FAIL" -A3 "$work/unit" "$work/e2e" | sed 's/^[^:]*://'
 unit=$(sed -n 's/^unit tests: \(.*\)$/\1/p' "$work/unit")
 e2e=$(sed -n 's/^e2e: \([0-9]* passed.*\)$/\1/p' "$work/e2e" | tail -1)
@@ -24,5 +42,5 @@ for f in "$work"/logs/*; do
 	echo "--- sanitizer report $(basename "$f"):"
 	head -40 "$f"
 done
-echo "sanitizers: unit ${unit:-no result}; e2e ${e2e:-no result}; $reports reports"
+echo "$kind: unit ${unit:-no result}; e2e ${e2e:-no result}; $reports reports"
 [ "$urc" -eq 0 ] && [ "$erc" -eq 0 ] && [ "$reports" -eq 0 ] && [ -n "$unit" ] && [ -n "$e2e" ]
