@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "tests/unit/test_files.h"
+#include "tests/unit/test_mix.h"
 #include <sqlite3.h>
 
 #include "checkpoint/ckpt_db.h"
@@ -44,16 +45,6 @@ static int teardown(void **state)
 {
 	(void)state;
 	return test_dir_remove();
-}
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
 }
 
 /* Content number c: 0 the zero page, odd compressible, even random. */

@@ -57,6 +57,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "tests/unit/test_files.h"
+#include "tests/unit/test_mix.h"
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -75,16 +76,6 @@
 static struct trace_event ref[NEV + 1];	/* END last, its totals filled in */
 static uint64_t ref_exit_ord[NEV + 1];	/* exit ordinal of each event */
 static uint8_t ref_data[NEV][BYTES_MAX];
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 enum kind {
 	K_IO_OUT, K_IO_IN, K_IO_STRING, K_MMIO_READ, K_MMIO_WRITE, K_HLT,
@@ -196,6 +187,10 @@ static void make_events(void)
 	ref_exit_ord[NEV] = exits;
 }
 
+/* In ev_diff: field f of the event read against the event written; its
+ * name if they differ. */
+#define SAME(f) do { if (ev->f != w->f) return #f; } while (0)
+
 /* NULL if ev, the i-th event delivered by r, is the one written; else why not. */
 static const char *ev_diff(const struct trace_reader *r,
 			   const struct trace_event *ev, uint64_t i)
@@ -209,82 +204,58 @@ static const char *ev_diff(const struct trace_reader *r,
 		return "event ordinal";
 	if (trace_reader_exit_ordinal(r) != ref_exit_ord[i])
 		return "exit ordinal";
-	if (ev->type != w->type)
-		return "type";
+	SAME(type);
 	switch (w->type) {
 	case TRACE_EV_EXIT_IO:
-		if (ev->io.flags != w->io.flags)
-			return "io.flags";
-		if (ev->io.port != w->io.port)
-			return "io.port";
-		if (ev->io.count != w->io.count)
-			return "io.count";
-		if (ev->io.value != w->io.value)
-			return "io.value";
+		SAME(io.flags);
+		SAME(io.port);
+		SAME(io.count);
+		SAME(io.value);
 		break;
 	case TRACE_EV_EXIT_MMIO:
-		if (ev->mmio.flags != w->mmio.flags)
-			return "mmio.flags";
-		if (ev->mmio.gpa != w->mmio.gpa)
-			return "mmio.gpa";
-		if (ev->mmio.value != w->mmio.value)
-			return "mmio.value";
+		SAME(mmio.flags);
+		SAME(mmio.gpa);
+		SAME(mmio.value);
 		break;
 	case TRACE_EV_EXIT_MSR:
-		if (ev->msr.flags != w->msr.flags)
-			return "msr.flags";
-		if (ev->msr.index != w->msr.index)
-			return "msr.index";
-		if (ev->msr.value != w->msr.value)
-			return "msr.value";
+		SAME(msr.flags);
+		SAME(msr.index);
+		SAME(msr.value);
 		break;
 	case TRACE_EV_EXIT_LANDMARK:
-		if (ev->landmark.progress != w->landmark.progress)
-			return "landmark.progress";
-		if (ev->landmark.rip != w->landmark.rip)
-			return "landmark.rip";
-		if (ev->landmark.regs_hash != w->landmark.regs_hash)
-			return "landmark.regs_hash";
+		SAME(landmark.progress);
+		SAME(landmark.rip);
+		SAME(landmark.regs_hash);
 		break;
 	case TRACE_EV_CLOCK:
 	case TRACE_EV_TIMER:
-		if (ev->time.ns != w->time.ns)
-			return "time.ns";
+		SAME(time.ns);
 		break;
 	case TRACE_EV_ENTROPY:
 	case TRACE_EV_CONSOLE_IN:
-		if (ev->bytes.len != w->bytes.len)
-			return "bytes.len";
+		SAME(bytes.len);
 		if (memcmp(ev->bytes.data, w->bytes.data, w->bytes.len))
 			return "bytes.data";
 		break;
 	case TRACE_EV_IRQ:
-		if (ev->irq.vector != w->irq.vector)
-			return "irq.vector";
+		SAME(irq.vector);
 		break;
 	case TRACE_EV_DIGEST:
-		if (ev->digest.regs_hash != w->digest.regs_hash)
-			return "digest.regs_hash";
-		if (ev->digest.mem_hash.lo != w->digest.mem_hash.lo ||
-		    ev->digest.mem_hash.hi != w->digest.mem_hash.hi)
-			return "digest.mem_hash";
+		SAME(digest.regs_hash);
+		SAME(digest.mem_hash.lo);
+		SAME(digest.mem_hash.hi);
 		break;
 	case TRACE_EV_END:
-		if (ev->end.reason != w->end.reason)
-			return "end.reason";
-		if (ev->end.status != w->end.status)
-			return "end.status";
-		if (ev->end.total_exits != w->end.total_exits)
-			return "end.total_exits";
-		if (ev->end.total_events != w->end.total_events)
-			return "end.total_events";
-		if (ev->end.regs_hash != w->end.regs_hash)
-			return "end.regs_hash";
-		if (ev->end.mem_hash.lo != w->end.mem_hash.lo ||
-		    ev->end.mem_hash.hi != w->end.mem_hash.hi)
-			return "end.mem_hash";
+		SAME(end.reason);
+		SAME(end.status);
+		SAME(end.total_exits);
+		SAME(end.total_events);
+		SAME(end.regs_hash);
+		SAME(end.mem_hash.lo);
+		SAME(end.mem_hash.hi);
 		break;
 	}
+#undef SAME
 	return NULL;
 }
 
