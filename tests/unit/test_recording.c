@@ -63,6 +63,16 @@ static void test_identity_dense(void **st)
 	free(b);
 }
 
+/* test_dir/name as a file of `len` bytes, all hole; its fd (read-write). */
+static int hole_file(const char *name, size_t len, char *p, size_t plen)
+{
+	tpath(p, plen, name);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	return fd;
+}
+
 /*
  * Holes at the start, between two runs of data (one across a 1 MiB
  * boundary) and at the end: the hash is of the bytes, zeros included.
@@ -74,10 +84,7 @@ static void test_identity_sparse(void **st)
 	uint8_t *b = calloc(1, len);
 	char p[128];
 	assert_non_null(b);
-	tpath(p, sizeof(p), "sparse.img");
-	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)len), 0);
+	int fd = hole_file("sparse.img", len, p, sizeof(p));
 	const struct { size_t off, n; } runs[] = {
 		{ 2 * (1u << 20) + 5, 3000 },
 		{ 6 * (1u << 20) - 100, 70000 },
@@ -103,11 +110,7 @@ static void test_identity_all_hole_and_empty(void **st)
 	uint8_t *b = calloc(1, len);
 	char p[128];
 	assert_non_null(b);
-	tpath(p, sizeof(p), "hole.img");
-	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, (off_t)len), 0);
-	close(fd);
+	close(hole_file("hole.img", len, p, sizeof(p)));
 	expect_identity(p, b, len);
 	tpath(p, sizeof(p), "empty.img");
 	spew(p, b, 0);
