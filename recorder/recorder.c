@@ -126,11 +126,8 @@ static void index_event(struct recorder *r, const struct trace_event *ev, uint64
 
 static int append_indexed(struct recorder *r, const struct trace_event *ev)
 {
-	if (r->db) {
-		struct trace_writer_stats st;
-		trace_writer_stats(r->w, &st);
-		index_event(r, ev, st.events);
-	}
+	if (r->db)
+		index_event(r, ev, trace_writer_events(r->w));
 	return trace_writer_append(r->w, ev);
 }
 
@@ -358,10 +355,8 @@ static void hook_before_run(void *ctx, struct vm *vm)
 		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "checkpoint at exit %" PRIu64 ": %s", vm->stats.exits, err);
 		return;
 	}
-	struct trace_writer_stats st;
-	trace_writer_stats(r->w, &st);
 	c->exit = vm->stats.exits;
-	c->event = st.events;
+	c->event = trace_writer_events(r->w);
 	struct kvm_regs regs;
 	/* Without a progress counter (no forced exits to count to) it may
 	 * not be readable: progress stays 0. */
@@ -582,9 +577,7 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	ev.end.mem_hash.hi = d.mem_hi;
 	r->landmark_pending = false;
 	if (r->db) {
-		struct trace_writer_stats st;
-		trace_writer_stats(r->w, &st);
-		index_event(r, &ev, st.events);
+		index_event(r, &ev, trace_writer_events(r->w));
 		index_flush(r);
 	}
 	if (trace_writer_close(r->w, &ev)) {

@@ -343,6 +343,10 @@ void trace_writer_header_hash(const struct trace_writer *w, uint8_t out[TRACE_HA
  * From the thread that appends. */
 void trace_writer_stats(const struct trace_writer *w,
 			struct trace_writer_stats *st);
+/* Events appended so far (the next event's ordinal), without the lock
+ * trace_writer_stats takes for the async writer's counters: for a caller
+ * that needs only this, once per event. */
+uint64_t trace_writer_events(const struct trace_writer *w);
 
 /* ---- reader ---- */
 

@@ -398,6 +398,11 @@ const char *trace_writer_error(const struct trace_writer *w)
 	return w->err;
 }
 
+uint64_t trace_writer_events(const struct trace_writer *w)
+{
+	return w->events;
+}
+
 void trace_writer_stats(const struct trace_writer *w,
 			struct trace_writer_stats *st)
 {

@@ -554,6 +554,7 @@ static void test_flush_and_request(void **state)
 		assert_int_equal(trace_writer_drain(w), 0);
 		trace_writer_stats(w, &st);
 		assert_true(st.frames == 2 && st.events == 9);
+		assert_true(trace_writer_events(w) == 9);
 		assert_int_equal(trace_writer_close(w, &the_end), 0);
 		trace_writer_free(w);
 		assert_int_equal(index_frames(p, fx, 8), 3);
