@@ -149,15 +149,38 @@ static int tail_is_zero(struct trace_reader *r, uint64_t off)
  * the range (frame header, trailer), genuine data ends in 8 zero bytes
  * about once in 2^64; a tear within those last 8 bytes is reported as
  * corruption, the safe side.
- * 1: torn, cut short recorded; 0: not; -1: read error (errno).
+ * 1: torn; 0: not; -1: read error (errno).
  */
-static int torn(struct trace_reader *r, uint64_t off, uint64_t start, uint64_t end)
+static int torn(struct trace_reader *r, uint64_t start, uint64_t end)
 {
-	int z = tail_is_zero(r, end - start >= 8 ? end - 8 : start);
+	return tail_is_zero(r, end - start >= 8 ? end - 8 : start);
+}
 
-	if (z > 0)
-		cut_short(r, off);
-	return z;
+/* The frame at off failed the check `msg` over [start, end): cut short if
+ * torn (0), else the error (-1). */
+static int frame_torn_or(struct trace_reader *r, uint64_t seq, uint64_t off,
+			 uint64_t start, uint64_t end, const char *msg)
+{
+	int z = torn(r, start, end);
+
+	if (z < 0)
+		return frame_err(r, seq, off, "read: %s", strerror(errno));
+	if (z)
+		return cut_short(r, off);
+	return frame_err(r, seq, off, "%s", msg);
+}
+
+/* The trailer's first `end - r->off` bytes failed the check `msg`: cut
+ * short if torn (0), else the error (-1). */
+static int trailer_torn_or(struct trace_reader *r, uint64_t end, const char *msg)
+{
+	int z = torn(r, r->off, end);
+
+	if (z < 0)
+		return trailer_err(r, strerror(errno));
+	if (z)
+		return cut_short(r, r->off);
+	return trailer_err(r, msg);
 }
 
 static int grow(uint8_t **buf, size_t *cap, size_t need)
@@ -397,7 +420,6 @@ static int load_frame(struct trace_reader *r)
 	size_t want;
 	ssize_t n;
 	bool has_end;
-	int z;
 
 	n = pread_full(r->fd, r->hbuf, hs, off);
 	if (n < 0)
@@ -411,24 +433,21 @@ static int load_frame(struct trace_reader *r)
 		    !memcmp(r->hbuf, TRACE_TRAILER_MAGIC, TRACE_TRAILER_MAGIC_LEN))
 			return frame_err(r, seq, off,
 					 "trailer found, but no END record before it");
-		z = torn(r, off, off, off + (uint64_t)n);
-		if (z)
-			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
-		return frame_err(r, seq, off, "bad frame magic");
+		return frame_torn_or(r, seq, off, off, off + (uint64_t)n, "bad frame magic");
 	}
 	/* A prefix of a frame: the write it came from never finished. */
 	if ((size_t)n < hs)
 		return cut_short(r, off);
-	if (get_le32(r->hbuf + FH_HDR_SIZE) != hs ||
-	    trace_frame_hdr_xxh(r->hbuf, hs) != get_le64(r->hbuf + hs - 8)) {
-		z = torn(r, off, off, off + hs);
-		if (z)
-			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
-		if (get_le32(r->hbuf + FH_HDR_SIZE) != hs)
-			return frame_err(r, seq, off, "frame header size %u, expected %u",
-					 get_le32(r->hbuf + FH_HDR_SIZE), hs);
-		return frame_err(r, seq, off, "frame header checksum mismatch");
+	if (get_le32(r->hbuf + FH_HDR_SIZE) != hs) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "frame header size %u, expected %u",
+			 get_le32(r->hbuf + FH_HDR_SIZE), hs);
+		return frame_torn_or(r, seq, off, off, off + hs, msg);
 	}
+	if (trace_frame_hdr_xxh(r->hbuf, hs) != get_le64(r->hbuf + hs - 8))
+		return frame_torn_or(r, seq, off, off, off + hs,
+				     "frame header checksum mismatch");
 	trace_frame_hdr_unpack(r->hbuf, &fh);
 	if (check_frame_hdr(r, &fh, seq, off))
 		return -1;
@@ -439,12 +458,9 @@ static int load_frame(struct trace_reader *r)
 		return frame_err(r, seq, off, "read: %s", strerror(errno));
 	if ((size_t)n < fh.comp_len)
 		return cut_short(r, off);
-	if (XXH3_64bits(r->comp, fh.comp_len) != fh.payload_xxh) {
-		z = torn(r, off, off + hs, off + hs + fh.comp_len);
-		if (z)
-			return z < 0 ? frame_err(r, seq, off, "read: %s", strerror(errno)) : 0;
-		return frame_err(r, seq, off, "payload checksum mismatch");
-	}
+	if (XXH3_64bits(r->comp, fh.comp_len) != fh.payload_xxh)
+		return frame_torn_or(r, seq, off, off + hs, off + hs + fh.comp_len,
+				     "payload checksum mismatch");
 	if (payload(r, &fh, seq, off) || check_events(r, &fh, off, &has_end))
 		return -1;
 
@@ -481,7 +497,6 @@ static int read_trailer(struct trace_reader *r)
 	ssize_t n = pread_full(r->fd, t, sizeof(t), r->off);
 	size_t want;
 	struct stat st;
-	int z;
 
 	if (n < 0)
 		return trailer_err(r, strerror(errno));
@@ -493,19 +508,13 @@ static int read_trailer(struct trace_reader *r)
 		if ((size_t)n >= TRACE_FRAME_MAGIC_LEN &&
 		    !memcmp(t, TRACE_FRAME_MAGIC, TRACE_FRAME_MAGIC_LEN))
 			return trailer_err(r, "a frame follows the END record");
-		z = torn(r, r->off, r->off, r->off + ((size_t)n < TRACE_TRAILER_SIZE ? (size_t)n : TRACE_TRAILER_SIZE));
-		if (z)
-			return z < 0 ? trailer_err(r, strerror(errno)) : 0;
-		return trailer_err(r, "bad trailer magic");
+		return trailer_torn_or(r, r->off + ((size_t)n < TRACE_TRAILER_SIZE ? (size_t)n : TRACE_TRAILER_SIZE),
+				       "bad trailer magic");
 	}
 	if ((size_t)n < TRACE_TRAILER_SIZE)
 		return cut_short(r, r->off);
-	if (XXH3_64bits(t, TR_XXH) != get_le64(t + TR_XXH)) {
-		z = torn(r, r->off, r->off, r->off + TRACE_TRAILER_SIZE);
-		if (z)
-			return z < 0 ? trailer_err(r, strerror(errno)) : 0;
-		return trailer_err(r, "trailer checksum mismatch");
-	}
+	if (XXH3_64bits(t, TR_XXH) != get_le64(t + TR_XXH))
+		return trailer_torn_or(r, r->off + TRACE_TRAILER_SIZE, "trailer checksum mismatch");
 	if (get_le64(t + TR_FRAMES) != r->next_seq) {
 		char msg[128];
 
