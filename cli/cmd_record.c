@@ -50,6 +50,19 @@ static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t m
 	return r ? -1 : 0;
 }
 
+/*
+ * The recording failed before its guest ran: remove what it created, so
+ * that the next 'record -o' of the same name is not refused.  A recording
+ * reused with --force is left as it is.  The command's status.
+ */
+static int abandon(const char *rec, bool created)
+{
+	char err[600];
+	if (created && recording_abandon(rec, err, sizeof(err)))
+		fprintf(stderr, "detvm record: leaving the unfinished recording behind: %s\n", err);
+	return 2;
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct run_opts o = { .vm.mem_size = VM_MEM_DEFAULT };
@@ -107,7 +120,8 @@ int cmd_record(int argc, char **argv)
 	o.vm.dirty_log = checkpoints;
 
 	char trace_path[4096], err[600];
-	if (recording_create(out_path, force, trace_path, sizeof(trace_path), err, sizeof(err))) {
+	bool created;
+	if (recording_create(out_path, force, &created, trace_path, sizeof(trace_path), err, sizeof(err))) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		return 2;
 	}
@@ -117,7 +131,7 @@ int cmd_record(int argc, char **argv)
 	int in_fd;
 	FILE *serial;
 	if (open_serial(&o, &in_fd, &serial))
-		return 2;
+		return abandon(out_path, created);
 	install_stop_signals();
 	nd_live_init(&live, in_fd, &vm_stop_requested);
 	recorder_init(&rec, &live, digest_interval);
@@ -126,7 +140,7 @@ int cmd_record(int argc, char **argv)
 	if (vm_create(&vm, &o.vm, &rec.nd, serial, err, sizeof(err))) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		vm_destroy(&vm);
-		return 2;
+		return abandon(out_path, created);
 	}
 	enum progress_kind progress = vm.progress_kind;
 	if (progress == PROGRESS_NONE)
@@ -141,7 +155,7 @@ int cmd_record(int argc, char **argv)
 	if (!h) {
 		fprintf(stderr, "detvm record: %s\n", err);
 		vm_destroy(&vm);
-		return 2;
+		return abandon(out_path, created);
 	}
 	/* The writer's thread must not take Ctrl-C: block the stop signals
 	 * while it is created (it inherits the mask), then unblock them. */
@@ -178,7 +192,7 @@ int cmd_record(int argc, char **argv)
 		if (w)
 			trace_writer_free(w);
 		vm_destroy(&vm);
-		return 2;
+		return abandon(out_path, created);
 	}
 	recorder_set_checkpoints(&rec, db, ckpt_ms * 1000000, ckpt_exits);
 	recorder_attach(&rec, &vm, w);

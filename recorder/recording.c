@@ -1,6 +1,7 @@
 /* recording.c - see recording.h. */
 #include "recording.h"
 #include "common/errf.h"
+#include "checkpoint/ckpt_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +13,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-int recording_create(const char *rec, bool force, char *out, size_t outlen,
+int recording_create(const char *rec, bool force, bool *created, char *out, size_t outlen,
 		     char *err, size_t errlen)
 {
 	struct stat st;
-	if (mkdir(rec, 0777) < 0) {
+	*created = false;
+	if (mkdir(rec, 0777) == 0) {
+		*created = true;
+	} else {
 		if (errno != EEXIST)
 			return errf(err, errlen, "cannot create recording directory '%s': %s", rec, strerror(errno));
 		if (stat(rec, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -26,6 +30,21 @@ int recording_create(const char *rec, bool force, char *out, size_t outlen,
 	}
 	if ((size_t)snprintf(out, outlen, "%s/%s", rec, RECORDING_TRACE) >= outlen)
 		return errf(err, errlen, "recording path '%s' is too long", rec);
+	return 0;
+}
+
+int recording_abandon(const char *rec, char *err, size_t errlen)
+{
+	static const char *const ours[] = { RECORDING_TRACE, CKPT_DB_FILE, CKPT_DB_FILE "-journal" };
+	char path[4200];
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", rec, ours[i]) >= sizeof(path))
+			return errf(err, errlen, "recording path '%s' is too long", rec);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return errf(err, errlen, "cannot remove '%s': %s", path, strerror(errno));
+	}
+	if (rmdir(rec) < 0)
+		return errf(err, errlen, "cannot remove the directory '%s': %s", rec, strerror(errno));
 	return 0;
 }
 

@@ -167,6 +167,21 @@ expect "record refuses to overwrite an existing recording" 2 "" "already exists"
 ERR=$TMP/ow2.err
 expect "record --force overwrites" 1 "" "recorded"
 
+# --- a record that fails before its guest runs leaves nothing behind ----------
+# (before: an empty REC stayed, and the next 'record -o REC' was refused)
+for why in "--kernel /etc/hostname" "--kernel $G/hello.elf --serial-in $TMP/no-such-input"; do
+	"$DETVM" record -o "$R-failed" $why >/dev/null 2>"$TMP/fail.err"; RC=$?; OUT=/dev/null; ERR=$TMP/fail.err
+	expect "record $why fails" 2 ""
+	[ -e "$R-failed" ] && bad "a failed record ($why) leaves no recording" "$(ls -la "$R-failed")" \
+		|| ok "a failed record ($why) leaves no recording"
+done
+"$DETVM" record -o "$R-failed" --quiet --kernel $G/hello.elf >/dev/null 2>"$TMP/fail2.err"; RC=$?; OUT=/dev/null; ERR=$TMP/fail2.err
+expect "the same -o then records" 1 ""
+"$DETVM" record -o "$R-hello" --force --kernel /etc/hostname >/dev/null 2>"$TMP/fail3.err"; RC=$?; ERR=$TMP/fail3.err
+expect "record --force with a bad kernel fails" 2 "" "kernel '/etc/hostname'"
+"$DETVM" verify "$R-hello" >"$TMP/fail3.out" 2>&1; RC=$?; OUT=$TMP/fail3.out; ERR=$TMP/fail3.out
+expect "... and leaves the recording it would have overwritten intact" 0 "intact and complete"
+
 # --- verify and tampering ----------------------------------------------------
 "$DETVM" verify "$R-spin" >"$TMP/v.out" 2>&1; RC=$?; OUT=$TMP/v.out; ERR=$TMP/v.out
 expect "verify an intact recording" 0 "intact and complete"

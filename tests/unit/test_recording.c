@@ -135,29 +135,65 @@ static void test_create(void **st)
 {
 	(void)st;
 	char rec[128], out[256], err[256], expect[300];
+	bool created = false;
 	tpath(rec, sizeof(rec), "rec");
-	assert_int_equal(recording_create(rec, false, out, sizeof(out), err, sizeof(err)), 0);
+	assert_int_equal(recording_create(rec, false, &created, out, sizeof(out), err, sizeof(err)), 0);
+	assert_true(created);
 	snprintf(expect, sizeof(expect), "%s/%s", rec, RECORDING_TRACE);
 	assert_string_equal(out, expect);
 
 	/* Never overwritten without force. */
-	assert_int_equal(recording_create(rec, false, out, sizeof(out), err, sizeof(err)), -1);
+	assert_int_equal(recording_create(rec, false, &created, out, sizeof(out), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "already exists"));
 	assert_non_null(strstr(err, "--force"));
 	assert_non_null(strstr(err, rec));
-	assert_int_equal(recording_create(rec, true, out, sizeof(out), err, sizeof(err)), 0);
+	assert_int_equal(recording_create(rec, true, &created, out, sizeof(out), err, sizeof(err)), 0);
+	assert_false(created);   /* reused: recording_abandon must not remove it */
 
 	/* A file of that name is not a recording to reuse, even with force. */
 	char f[128];
 	tpath(f, sizeof(f), "plain-file");
 	spew(f, "x", 1);
-	assert_int_equal(recording_create(f, true, out, sizeof(out), err, sizeof(err)), -1);
+	assert_int_equal(recording_create(f, true, &created, out, sizeof(out), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a recording directory"));
 
 	/* A parent that does not exist: the reason. */
 	tpath(f, sizeof(f), "no/such/parent");
-	assert_int_equal(recording_create(f, false, out, sizeof(out), err, sizeof(err)), -1);
+	assert_int_equal(recording_create(f, false, &created, out, sizeof(out), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, strerror(ENOENT)));
+}
+
+/* A recording that never started is removed with what the recorder put
+ * in it; a directory holding anything else is not. */
+static void test_abandon(void **st)
+{
+	(void)st;
+	char rec[128], out[256], err[256], f[300];
+	bool created;
+	tpath(rec, sizeof(rec), "rec-abandoned");
+	assert_int_equal(recording_create(rec, false, &created, out, sizeof(out), err, sizeof(err)), 0);
+	assert_true(created);
+	spew(out, "DTRC", 4);
+	snprintf(f, sizeof(f), "%s/checkpoints.db", rec);
+	spew(f, "x", 1);
+	assert_int_equal(recording_abandon(rec, err, sizeof(err)), 0);
+	struct stat sb;
+	assert_int_equal(stat(rec, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* Only the trace there (the database was never created): removed too. */
+	assert_int_equal(recording_create(rec, false, &created, out, sizeof(out), err, sizeof(err)), 0);
+	assert_int_equal(recording_abandon(rec, err, sizeof(err)), 0);
+	assert_int_equal(stat(rec, &sb), -1);
+
+	/* Someone else's file in it: the directory stays, with the reason. */
+	assert_int_equal(recording_create(rec, false, &created, out, sizeof(out), err, sizeof(err)), 0);
+	snprintf(f, sizeof(f), "%s/notes.txt", rec);
+	spew(f, "mine", 4);
+	assert_int_equal(recording_abandon(rec, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, rec));
+	assert_non_null(strstr(err, strerror(ENOTEMPTY)));
+	assert_int_equal(stat(f, &sb), 0);
 }
 
 static void test_trace_path(void **st)
@@ -190,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_identity_all_hole_and_empty),
 		cmocka_unit_test(test_identity_missing),
 		cmocka_unit_test(test_create),
+		cmocka_unit_test(test_abandon),
 		cmocka_unit_test(test_trace_path),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
