@@ -448,13 +448,29 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 	vm->defer_async = vm->progress_kind == PROGRESS_NONE;
 }
 
+/*
+ * The identity of the file at `path`, under its absolute path: replay finds
+ * it there from any working directory (and accepts it only by content).
+ * -1 if it cannot be read; header errors are ORed into *rc.
+ */
+static int add_file_id(struct trace_header *h, uint16_t tag, const char *path, int *rc,
+		       char *err, size_t errlen)
+{
+	struct trace_hash128 id;
+	uint64_t size;
+	if (file_identity(path, &size, &id, err, errlen))
+		return -1;
+	char *abs = realpath(path, NULL);   /* the path as given if it cannot be resolved */
+	*rc |= trace_header_add_file_id(h, tag, size, &id, abs ? abs : path);
+	free(abs);
+	return 0;
+}
+
 struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 				     const struct recorder_header_info *info,
 				     char *err, size_t errlen)
 {
 	struct trace_header *h = trace_header_new();
-	struct trace_hash128 id;
-	uint64_t size;
 	char host[400];
 	struct utsname u;
 	int rc = 0;
@@ -463,14 +479,9 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (file_identity(info->kernel_path, &size, &id, err, errlen))
+	if (add_file_id(h, TRACE_TAG_KERNEL_ID, info->kernel_path, &rc, err, errlen) ||
+	    (info->disk_path && add_file_id(h, TRACE_TAG_DISK_ID, info->disk_path, &rc, err, errlen)))
 		goto fail;
-	rc |= trace_header_add_file_id(h, TRACE_TAG_KERNEL_ID, size, &id, info->kernel_path);
-	if (info->disk_path) {
-		if (file_identity(info->disk_path, &size, &id, err, errlen))
-			goto fail;
-		rc |= trace_header_add_file_id(h, TRACE_TAG_DISK_ID, size, &id, info->disk_path);
-	}
 	rc |= trace_header_add_str(h, TRACE_TAG_DETVM_VERSION, CLI_VERSION);
 	rc |= trace_header_add_u64(h, TRACE_TAG_MEM_SIZE, vm->mem.size);
 	rc |= trace_header_add(h, TRACE_TAG_CPUID, vm->kvm.cpuid.e,

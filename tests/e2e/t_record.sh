@@ -182,6 +182,10 @@ expect "record --force with a bad kernel fails" 2 "" "kernel '/etc/hostname'"
 "$DETVM" verify "$R-hello" >"$TMP/fail3.out" 2>&1; RC=$?; OUT=$TMP/fail3.out; ERR=$TMP/fail3.out
 expect "... and leaves the recording it would have overwritten intact" 0 "intact and complete"
 
+# --- the recording names its files by absolute path: replay from anywhere -----
+D=$(realpath "$DETVM"); (cd / && "$D" replay "$R-hello" --quiet) >/dev/null 2>"$TMP/cd.err"; RC=$?; OUT=/dev/null; ERR=$TMP/cd.err
+expect "replay from another working directory finds the kernel" 0 "" "replay matches the recording"
+
 # --- verify and tampering ----------------------------------------------------
 "$DETVM" verify "$R-spin" >"$TMP/v.out" 2>&1; RC=$?; OUT=$TMP/v.out; ERR=$TMP/v.out
 expect "verify an intact recording" 0 "intact and complete"
