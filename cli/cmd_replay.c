@@ -74,6 +74,10 @@ int cmd_replay(int argc, char **argv)
 			from_start = true;
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			quiet = true;
+		} else if (i + 1 == argc && (strcmp(a, "--kernel") == 0 || strcmp(a, "--disk") == 0 ||
+					     strcmp(a, "--serial-out") == 0 || strcmp(a, "--to") == 0)) {
+			fprintf(stderr, "detvm replay: %s needs an argument (see 'detvm replay --help')\n", a);
+			return 2;
 		} else if (a[0] == '-' || rec_path) {
 			fprintf(stderr, "detvm replay: unexpected argument '%s' (see 'detvm replay --help')\n", a);
 			return 2;

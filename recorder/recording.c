@@ -56,6 +56,10 @@ int recording_trace_path(const char *rec, char *out, size_t outlen, char *err, s
 	if (S_ISDIR(st.st_mode)) {
 		if ((size_t)snprintf(out, outlen, "%s/%s", rec, RECORDING_TRACE) >= outlen)
 			return errf(err, errlen, "recording path '%s' is too long", rec);
+		/* Say what the directory lacks rather than "REC/trace: open: No such file". */
+		if (stat(out, &st) < 0 && errno == ENOENT)
+			return errf(err, errlen, "'%s' is not a detvm recording: it has no '%s' file", rec,
+				    RECORDING_TRACE);
 	} else if ((size_t)snprintf(out, outlen, "%s", rec) >= outlen) {
 		return errf(err, errlen, "recording path '%s' is too long", rec);
 	}

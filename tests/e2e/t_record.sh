@@ -158,6 +158,13 @@ done
 [ -e "$R-badnum" ] && bad "a refused record option creates no recording" "$R-badnum exists" || ok "a refused record option creates no recording"
 "$DETVM" replay "$R-hello" --to " 5" >/dev/null 2>"$TMP/bn.err"; RC=$?; OUT=/dev/null; ERR=$TMP/bn.err
 expect "replay --to ' 5' is refused" 2 "" "not an exit ordinal"
+"$DETVM" replay "$R-hello" --to >/dev/null 2>"$TMP/bn.err"; RC=$?
+expect "replay --to without its ordinal says so" 2 "" "replay: --to needs an argument"
+mkdir -p "$TMP/not-a-rec"
+for c in replay verify; do
+	"$DETVM" $c "$TMP/not-a-rec" >/dev/null 2>"$TMP/bn.err"; RC=$?
+	expect "$c of a directory without a trace says it is no recording" 2 "" "not-a-rec' is not a detvm recording: it has no 'trace' file"
+done
 
 # --- never overwrite a recording without --force -----------------------------
 "$DETVM" record -o "$R-hello" --kernel $G/hello.elf >/dev/null 2>"$TMP/ow.err"; RC=$?

@@ -202,14 +202,18 @@ static void test_trace_path(void **st)
 	char rec[128], out[256], err[256], expect[300];
 	tpath(rec, sizeof(rec), "rec2");
 	assert_int_equal(mkdir(rec, 0777), 0);
-	assert_int_equal(recording_trace_path(rec, out, sizeof(out), err, sizeof(err)), 0);
+	/* A directory without a trace is no recording, and the error says so. */
+	assert_int_equal(recording_trace_path(rec, out, sizeof(out), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not a detvm recording"));
+	assert_non_null(strstr(err, rec));
 	snprintf(expect, sizeof(expect), "%s/%s", rec, RECORDING_TRACE);
-	assert_string_equal(out, expect);
 
 	/* REC may name the trace file itself. */
 	assert_int_equal(recording_trace_path(expect, out, sizeof(out), err, sizeof(err)), -1);
 	spew(expect, "x", 1);
 	assert_int_equal(recording_trace_path(expect, out, sizeof(out), err, sizeof(err)), 0);
+	assert_string_equal(out, expect);
+	assert_int_equal(recording_trace_path(rec, out, sizeof(out), err, sizeof(err)), 0);
 	assert_string_equal(out, expect);
 
 	/* A path that does not fit. */
