@@ -156,6 +156,15 @@ int cmd_replay(int argc, char **argv)
 			sess.rp.digests_checked, sess.vm.stats.seconds);
 		print_landmark_stats(&sess);
 	}
+	char why[600];
+	int changed = replay_session_disk_changed(&sess, why, sizeof(why));
+	if (changed) {
+		/* Checked by content once, at the start: read since, it may be another image. */
+		fprintf(stderr, "detvm replay: %s%s\n", changed < 0 ? "cannot tell whether the disk image changed: " : why,
+			changed < 0 ? why : ": the guest may have read other data than was recorded");
+		if (changed > 0 && (status == 0 || status == 3))
+			status = 2;
+	}
 	int write_errno = sess.vm.serial_out_errno;
 	replay_session_close(&sess);
 	/* Reproducing the console output is part of the job: failing to write

@@ -192,6 +192,10 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	bool restore = false;
 
 	replay_session_stop(s);
+	if (s->disk_changed[0]) {
+		snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
+		return -1;
+	}
 	s->restored = -1;
 	s->restore_seconds = 0;
 	if (use_checkpoints && s->db && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0)
@@ -344,8 +348,24 @@ int replay_session_goto(struct replay_session *s, uint64_t exit, bool use_checkp
 	return -1;
 }
 
+int replay_session_disk_changed(struct replay_session *s, char *err, size_t errlen)
+{
+	if (s->disk_changed[0]) {
+		snprintf(err, errlen, "%s", s->disk_changed);
+		return 1;
+	}
+	return s->vm_live && s->vm.bd ? blockdev_changed(s->vm.bd, err, errlen) : 0;
+}
+
 void replay_session_stop(struct replay_session *s)
 {
+	if (s->vm_live && s->vm.bd && !s->disk_changed[0]) {
+		/* The next VM opens the image afresh: remember a change now.
+		 * (A failed fstat, "cannot tell", is not remembered.) */
+		char why[sizeof(s->disk_changed)];
+		if (blockdev_changed(s->vm.bd, why, sizeof(why)) > 0)
+			snprintf(s->disk_changed, sizeof(s->disk_changed), "%s", why);
+	}
 	if (s->vm_live) {
 		vm_destroy(&s->vm);
 		memset(&s->vm, 0, sizeof(s->vm));

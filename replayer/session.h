@@ -54,7 +54,17 @@ struct replay_session {
 	int64_t restored;            /* checkpoint restored, or -1 (replayed from the start) */
 	uint64_t rewinds;            /* overshoot recoveries by replay_session_run */
 	double restore_seconds;      /* time spent restoring it */
+	/* Set when a VM's disk image was found written to as its VM was torn
+	 * down (a rewind): the image is checked by content only once, at open. */
+	char disk_changed[600];
 };
+
+/*
+ * Whether the disk image was written to since it was checked (by any of
+ * the session's VMs so far): 1 with what in err, 0 if not, -1 if that
+ * cannot be told (message in err).  See blockdev_changed().
+ */
+int replay_session_disk_changed(struct replay_session *s, char *err, size_t errlen);
 
 /* Open the trace (and the database if present); check the recorded files. */
 int replay_session_open(struct replay_session *s, const char *rec,

@@ -256,6 +256,36 @@ OUT=/dev/null; ERR=$TMP/full-o.err
 expect "replay --serial-out /dev/full: an error" 2 "" \
 	"replay: writing the guest's serial output to /dev/full failed: No space left on device"
 
+# --- a disk image written while it is recorded or replayed is reported -------
+# The header names the image by its content, hashed at the start.  The
+# write comes once the process holds the image open (the VM's disk, after
+# the hash), while the guest runs.
+held_open() { # PID FILE: wait until PID has FILE open, then a little more
+	for i in $(seq 200); do
+		ls -l /proc/$1/fd 2>/dev/null | grep -q -- "-> $2\$" && { sleep 0.1; return 0; }
+		sleep 0.01
+	done
+	return 1
+}
+truncate -s 1M "$TMP/chg.img"; rm -rf "$R-chg"
+"$DETVM" record -o "$R-chg" --kernel $G/ticks.elf --append "ticks=100000" --disk "$TMP/chg.img" \
+	>/dev/null 2>"$TMP/chg.err" </dev/null &
+cpid=$!
+held_open $cpid "$TMP/chg.img" || bad "record holds the disk image open" "$(ls -l /proc/$cpid/fd 2>&1 | tr '\n' '|')"
+printf x | dd of="$TMP/chg.img" bs=1 seek=5000 conv=notrunc 2>/dev/null
+sleep 0.2; kill -INT $cpid; wait $cpid; RC=$?; OUT=/dev/null; ERR=$TMP/chg.err
+expect "record: a disk image written while the guest runs fails the recording, saying so" 2 "" \
+	"record: disk image '$TMP/chg.img' was modified while in use"
+truncate -s 1M "$TMP/chg2.img"; rm -rf "$R-chg2"
+"$DETVM" record -o "$R-chg2" --quiet --kernel $G/spin.elf --disk "$TMP/chg2.img" >/dev/null 2>&1 </dev/null
+"$DETVM" replay "$R-chg2" --quiet >/dev/null 2>"$TMP/chg2.err" </dev/null &
+cpid=$!
+held_open $cpid "$TMP/chg2.img" || bad "replay holds the disk image open" "$(ls -l /proc/$cpid/fd 2>&1 | tr '\n' '|')"
+printf x | dd of="$TMP/chg2.img" bs=1 seek=5000 conv=notrunc 2>/dev/null
+wait $cpid; RC=$?; ERR=$TMP/chg2.err
+expect "replay: a disk image written while it replays is reported, status 2" 2 "" \
+	"replay: disk image '$TMP/chg2.img' was modified while in use"
+
 # --- Ctrl-C ends a recording properly: END, verified, replayed exactly -------
 rm -rf "$R-int"
 "$DETVM" record -o "$R-int" --kernel $G/ticks.elf --append "ticks=100000" >"$TMP/int.out" 2>"$TMP/int.err" </dev/null &

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -258,6 +259,60 @@ static void test_image_shrinks(void **state)
 	}
 }
 
+/*
+ * blockdev_changed: a write in place (same size), a change of size, a
+ * touch, a replacement under the name and a removal are all seen; the
+ * device's own copy-on-write writes and reads are not a change.
+ */
+static void test_changed(void **state)
+{
+	char err[256], other[64];
+	uint8_t buf[16] = { 0 };
+	struct blockdev *bd;
+	int fd;
+	const struct timespec later[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = 2000000000 } };
+
+	(void)state;
+	for (int kind = 0; kind < 5; kind++) {
+		bd = blockdev_open(path, true, err, sizeof(err));
+		assert_non_null(bd);
+		assert_int_equal(blockdev_write(bd, 0, buf, sizeof(buf)), 0);
+		assert_int_equal(blockdev_read(bd, 4096, buf, sizeof(buf)), 0);
+		assert_int_equal(blockdev_changed(bd, err, sizeof(err)), 0);
+		switch (kind) {
+		case 0:	/* written in place */
+			fd = open(path, O_WRONLY);
+			assert_true(fd >= 0);
+			assert_int_equal(pwrite(fd, "x", 1, 5000), 1);
+			close(fd);
+			break;
+		case 1:	/* grown */
+			assert_int_equal(truncate(path, IMG_SIZE + 1), 0);
+			break;
+		case 2:	/* only its time moved (a touch, or a write that kept the bytes) */
+			assert_int_equal(utimensat(AT_FDCWD, path, later, 0), 0);
+			break;
+		case 3:	/* replaced under its name */
+			strcpy(other, "/tmp/detvm-test-blockdev-XXXXXX");
+			fd = mkstemp(other);
+			assert_true(fd >= 0);
+			close(fd);
+			assert_int_equal(rename(other, path), 0);
+			break;
+		case 4:	/* removed */
+			assert_int_equal(unlink(path), 0);
+			break;
+		}
+		assert_int_equal(blockdev_changed(bd, err, sizeof(err)), 1);
+		assert_non_null(strstr(err, path));
+		assert_non_null(strstr(err, kind == 1 ? "changed size" : kind == 3 ? "replaced under its name" :
+					 kind == 4 ? "was removed" : "was modified"));
+		blockdev_close(bd);
+		unlink(path);
+		make_image(IMG_SIZE);
+	}
+}
+
 struct seen { uint64_t blocks[8]; uint8_t first[8]; int n; };
 
 static int collect(void *ctx, uint64_t block, const uint8_t *data)
@@ -329,6 +384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlay_many_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_shrinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlay_checkpoint, setup, teardown),
 	};
 

@@ -24,6 +24,16 @@ struct blockdev;
  */
 struct blockdev *blockdev_open(const char *path, bool overlay, char *err, size_t errlen);
 void blockdev_close(struct blockdev *bd);
+/*
+ * Whether the image file changed since it was opened: written to (size,
+ * modification or change time), or replaced or removed under its name.
+ * 1 if so, with what in err; 0 if not, or if it cannot tell (a block
+ * device); -1 if fstat or stat fails (message in err).  For overlays:
+ * record and replay name the image by its content, hashed once, and one
+ * modified meanwhile is not the image the guest read.  (In file mode the
+ * guest's own writes change it.)
+ */
+int blockdev_changed(const struct blockdev *bd, char *err, size_t errlen);
 uint64_t blockdev_size(const struct blockdev *bd);
 /* 0, or -errno.  -EINVAL if [off, off + len) is not within the device. */
 int blockdev_read(struct blockdev *bd, uint64_t off, void *buf, size_t len);
