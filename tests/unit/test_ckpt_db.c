@@ -1162,8 +1162,14 @@ static void test_background_setup(void **state)
 
 		assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
 		db = ckpt_db_create(p, false, &m, err, sizeof(err));
-		if (db)
-			assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, NULL, 0, NULL, 0)), 0);
+		if (db) {
+			/* Queued (0), or refused at once (-1) when the thread has
+			 * already failed: both are right, and which one depends
+			 * on timing (TSan under load gave -1). */
+			int pr = ckpt_db_put_checkpoint(db, capture(1, true, NULL, 0, NULL, 0));
+			if (pr != 0 && pr != -1)
+				fail_msg("put_checkpoint returned %d", pr);
+		}
 		int rc = db ? ckpt_db_finish_stats(db, &st, err, sizeof(err)) : 0;
 		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 		signal(SIGXFSZ, SIG_DFL);
