@@ -43,6 +43,13 @@ int open_serial(const struct run_opts *o, int *in_fd, FILE **out);
  * exit status is the caller's to decide.
  */
 int close_serial_out(FILE *f, const char *name, const char *cmd, int write_errno);
+/*
+ * Say on stderr what a check of the disk image found (`changed` and `why`
+ * as blockdev_changed() gives them): nothing for 0; for 1, that the image
+ * was written to while in use; for -1, that it cannot be told.  True if it
+ * changed: the command then fails (2).
+ */
+bool report_disk_changed(const char *cmd, int changed, const char *why);
 void install_stop_signals(void);
 void print_summary(FILE *f, const struct vm *vm);
 

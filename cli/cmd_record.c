@@ -204,8 +204,6 @@ int cmd_record(int argc, char **argv)
 
 	vm_run(&vm);
 	int status = vm_exit_status(&vm);
-	/* The header names the disk image by a hash of its content taken at
-	 * the start: one written meanwhile is not what the guest read. */
 	char disk_why[600];
 	int disk_changed = vm.bd ? blockdev_changed(vm.bd, disk_why, sizeof(disk_why)) : 0;
 	int rc = recorder_finish(&rec, err, sizeof(err));
@@ -255,13 +253,8 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "detvm record: %s\n", err);
 		status = 2;
 	}
-	if (disk_changed < 0) {
-		fprintf(stderr, "detvm record: cannot tell whether the disk image changed: %s\n", disk_why);
-	} else if (disk_changed) {
-		fprintf(stderr, "detvm record: %s: the guest may have read data the recording does not name, "
-			"so it may not replay\n", disk_why);
+	if (report_disk_changed("record", disk_changed, disk_why))
 		status = 2;
-	}
 	close_serial_out(serial, o.serial_out, "record", vm.serial_out_errno);
 	if (in_fd > STDIN_FILENO)
 		close(in_fd);

@@ -46,6 +46,17 @@ static void print_landmark_stats(const struct replay_session *s)
 			" PUSHF images cleared of the step's trap flag\n", c->runs_over, c->pushf_fixed);
 }
 
+/* The value of the option at argv[*i], which moves on to it; NULL (said)
+ * if the option is the last argument. */
+static const char *value_of(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "detvm replay: %s needs an argument (see 'detvm replay --help')\n", argv[*i]);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
 int cmd_replay(int argc, char **argv)
 {
 	const char *rec_path = NULL, *serial_out = NULL;
@@ -58,14 +69,19 @@ int cmd_replay(int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(replay_help, stdout);
 			return 0;
-		} else if (strcmp(a, "--kernel") == 0 && i + 1 < argc) {
-			so.kernel = argv[++i];
-		} else if (strcmp(a, "--disk") == 0 && i + 1 < argc) {
-			so.disk = argv[++i];
-		} else if (strcmp(a, "--serial-out") == 0 && i + 1 < argc) {
-			serial_out = argv[++i];
-		} else if (strcmp(a, "--to") == 0 && i + 1 < argc) {
-			if (cli_parse_u64(argv[++i], 0, UINT64_MAX, &to)) {
+		} else if (strcmp(a, "--kernel") == 0) {
+			if (!(so.kernel = value_of(argc, argv, &i)))
+				return 2;
+		} else if (strcmp(a, "--disk") == 0) {
+			if (!(so.disk = value_of(argc, argv, &i)))
+				return 2;
+		} else if (strcmp(a, "--serial-out") == 0) {
+			if (!(serial_out = value_of(argc, argv, &i)))
+				return 2;
+		} else if (strcmp(a, "--to") == 0) {
+			if (!value_of(argc, argv, &i))
+				return 2;
+			if (cli_parse_u64(argv[i], 0, UINT64_MAX, &to)) {
 				fprintf(stderr, "detvm replay: --to %s: not an exit ordinal (a whole number >= 0)\n", argv[i]);
 				return 2;
 			}
@@ -74,10 +90,6 @@ int cmd_replay(int argc, char **argv)
 			from_start = true;
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			quiet = true;
-		} else if (i + 1 == argc && (strcmp(a, "--kernel") == 0 || strcmp(a, "--disk") == 0 ||
-					     strcmp(a, "--serial-out") == 0 || strcmp(a, "--to") == 0)) {
-			fprintf(stderr, "detvm replay: %s needs an argument (see 'detvm replay --help')\n", a);
-			return 2;
 		} else if (a[0] == '-' || rec_path) {
 			fprintf(stderr, "detvm replay: unexpected argument '%s' (see 'detvm replay --help')\n", a);
 			return 2;
@@ -157,14 +169,9 @@ int cmd_replay(int argc, char **argv)
 		print_landmark_stats(&sess);
 	}
 	char why[600];
-	int changed = replay_session_disk_changed(&sess, why, sizeof(why));
-	if (changed) {
-		/* Checked by content once, at the start: read since, it may be another image. */
-		fprintf(stderr, "detvm replay: %s%s\n", changed < 0 ? "cannot tell whether the disk image changed: " : why,
-			changed < 0 ? why : ": the guest may have read other data than was recorded");
-		if (changed > 0 && (status == 0 || status == 3))
-			status = 2;
-	}
+	if (report_disk_changed("replay", replay_session_disk_changed(&sess, why, sizeof(why)), why) &&
+	    (status == 0 || status == 3))
+		status = 2;
 	int write_errno = sess.vm.serial_out_errno;
 	replay_session_close(&sess);
 	/* Reproducing the console output is part of the job: failing to write

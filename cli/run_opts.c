@@ -171,6 +171,17 @@ void install_stop_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+bool report_disk_changed(const char *cmd, int changed, const char *why)
+{
+	/* The header names the image by a hash of its content taken once,
+	 * at the start: one written since is not what the guest read. */
+	if (changed < 0)
+		fprintf(stderr, "detvm %s: cannot tell whether the disk image changed: %s\n", cmd, why);
+	else if (changed)
+		fprintf(stderr, "detvm %s: %s: the guest may have read data the recording does not name\n", cmd, why);
+	return changed > 0;
+}
+
 void print_summary(FILE *f, const struct vm *vm)
 {
 	const struct vm_stats *s = &vm->stats;

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,17 +309,6 @@ fail:
 	return NULL;
 }
 
-/* errf(), returning 1: "changed", with what. */
-static int __attribute__((format(printf, 3, 4))) changed(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return 1;
-}
-
 static bool same_time(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
@@ -338,19 +326,23 @@ int blockdev_changed(const struct blockdev *bd, char *err, size_t errlen)
 	/* Replaced under its name (what is hashed by name is another file), or
 	 * removed; first: unlinking moves the open file's change time too. */
 	if (stat(bd->path, &named) < 0) {
-		if (errno == ENOENT)
-			return changed(err, errlen, "disk image '%s' was removed while in use", bd->path);
+		if (errno == ENOENT) {
+			errf(err, errlen, "disk image '%s' was removed while in use", bd->path);
+			return 1;
+		}
 		return errf(err, errlen, "stat(%s): %s", bd->path, strerror(errno));
 	}
 	if (named.st_dev != now.st_dev || named.st_ino != now.st_ino)
-		return changed(err, errlen, "disk image '%s' was replaced under its name while in use", bd->path);
-	if (now.st_size != bd->opened.st_size)
-		return changed(err, errlen, "disk image '%s' changed size from %lld to %lld bytes while in use",
-			       bd->path, (long long)bd->opened.st_size, (long long)now.st_size);
-	if (!same_time(&now.st_mtim, &bd->opened.st_mtim) || !same_time(&now.st_ctim, &bd->opened.st_ctim))
-		return changed(err, errlen, "disk image '%s' was modified while in use (its modification or change "
-			       "time moved)", bd->path);
-	return 0;
+		errf(err, errlen, "disk image '%s' was replaced under its name while in use", bd->path);
+	else if (now.st_size != bd->opened.st_size)
+		errf(err, errlen, "disk image '%s' changed size from %lld to %lld bytes while in use", bd->path,
+		     (long long)bd->opened.st_size, (long long)now.st_size);
+	else if (!same_time(&now.st_mtim, &bd->opened.st_mtim) || !same_time(&now.st_ctim, &bd->opened.st_ctim))
+		errf(err, errlen, "disk image '%s' was modified while in use (its modification or change "
+		     "time moved)", bd->path);
+	else
+		return 0;
+	return 1;
 }
 
 void blockdev_close(struct blockdev *bd)
