@@ -146,6 +146,7 @@ static void emit_landmark(struct recorder *r)
 	ev.landmark.rip = regs.rip;
 	r->vm->stats.exits++;
 	r->vm->stats.by_kind[VMX_LANDMARK]++;
+	r->vm->between_exits = false;
 	r->landmarks++;
 	if (append_indexed(r, &ev))
 		record_fail(r);
@@ -342,7 +343,11 @@ static void hook_before_run(void *ctx, struct vm *vm)
 	char err[400];
 	uint64_t t0 = nd_host_mono_ns();
 
-	if (!r->db || r->failed || !checkpoint_due(r, t0))
+	/* A checkpoint is the machine after exit N: not one that has run on
+	 * since (an asynchronous exit that delivered nothing).  It is taken
+	 * at the next exit instead, so that restoring it gives what a replay
+	 * stopped at exit N holds. */
+	if (!r->db || r->failed || vm->between_exits || !checkpoint_due(r, t0))
 		return;
 	/* A checkpoint starts a frame, so that replay from it starts reading
 	 * at a frame boundary. */
@@ -587,6 +592,19 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	ev.end.mem_hash.lo = d.mem_lo;
 	ev.end.mem_hash.hi = d.mem_hi;
 	r->landmark_pending = false;
+	if (r->vm->between_exits) {
+		/* Stopped (Ctrl-C) after the guest ran on from its last exit: a
+		 * landmark tells the replay where the digests were taken.
+		 * Without a progress counter vm_run stops here only when told
+		 * twice, and a replay could not find the place. */
+		if (r->vm->progress_kind == PROGRESS_NONE)
+			return finish_without_end(r, err, errlen,
+						  "stopped between two exits of the guest, with no progress counter "
+						  "to say where");
+		emit_landmark(r);
+		if (r->failed)
+			return finish_without_end(r, err, errlen, "the final landmark");
+	}
 	if (r->db) {
 		index_event(r, &ev, trace_writer_events(r->w));
 		index_flush(r);

@@ -24,6 +24,7 @@
 #define KERNEL_MAX_BYTES (1ULL << 30)
 
 volatile sig_atomic_t vm_stop_requested;
+volatile sig_atomic_t vm_stop_signals;
 static struct kvm_run *volatile current_run;
 
 /* ---- options ----------------------------------------------------------- */
@@ -62,6 +63,7 @@ int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 void vm_request_stop(int signo)
 {
 	vm_stop_requested = signo;
+	vm_stop_signals++;
 	struct kvm_run *r = current_run;
 	if (r)
 		r->immediate_exit = 1;
@@ -477,6 +479,7 @@ static void handle_sync_exit(struct vm *vm, struct kvm_run *run, struct vm_exit 
 {
 	vm->stats.exits++;
 	vm->stats.by_kind[x->kind]++;
+	vm->between_exits = false;
 	if (vm->hooks.exit && vm->hooks.exit(vm->hooks.ctx, vm, x)) {
 		vm_set_stop(vm, VM_STOP_DIVERGENCE, "%s", vm->detail[0] ? vm->detail : "divergence");
 		return;
@@ -595,6 +598,7 @@ static bool after_sync_exit(struct vm *vm, struct kvm_run *run, bool hint)
 static void after_async_exit(struct vm *vm, struct kvm_run *run)
 {
 	vm->stats.async_exits++;
+	vm->between_exits = true;
 	if (vm->hooks.replay_async) {
 		vm->hooks.replay_async(vm->hooks.ctx, vm, false);
 		return;
@@ -661,6 +665,30 @@ static void report_guest_error(struct vm *vm, struct kvm_run *run, const char *w
 		 bytes[0] ? bytes : "unreadable");
 }
 
+/*
+ * A stop was requested.  A recording ends with the final digests of the
+ * state its replay stops at: after the last exit, or at a landmark the
+ * recorder writes where the guest is (recorder_finish).  Without a
+ * progress counter there is no landmark, so a recording between exits
+ * first runs the guest on to its next synchronous exit.  A second signal
+ * stops it where it is: a guest that makes no exits cannot hold the user
+ * hostage (its recording then ends without final digests).
+ */
+static bool stop_waits_for_exit(struct vm *vm, struct kvm_run *run)
+{
+	if (!vm->defer_async || !vm->between_exits || vm_stop_signals >= 2)
+		return false;
+	if (!vm->stop_wait_reported) {
+		vm->stop_wait_reported = true;
+		fprintf(stderr, "detvm: stopping at the guest's next exit (signal again to stop now)\n");
+	}
+	/* The handler set immediate_exit: clear it so that the guest runs.  A
+	 * signal that comes after this sets it again. */
+	int seen = vm_stop_signals;
+	run->immediate_exit = 0;
+	return seen == vm_stop_signals;
+}
+
 int vm_run(struct vm *vm)
 {
 	struct kvm_run *run = vm->kvm.run;
@@ -695,7 +723,7 @@ int vm_run(struct vm *vm)
 			if (vm->stop)
 				break;
 		}
-		if (vm_stop_requested) {
+		if (vm_stop_requested && !stop_waits_for_exit(vm, run)) {
 			vm->stop_signal = vm_stop_requested;
 			vm_set_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s) after exit %" PRIu64,
 				 vm->stop_signal, strsignal(vm->stop_signal), vm->stats.exits);

@@ -131,6 +131,14 @@ struct vm {
 	bool host_timer;         /* arm a host timer for vtimer deadlines (live/record) */
 	uint64_t kick_bound_ns;  /* while console input may come, kick at least this often */
 	bool defer_async;        /* record without a progress counter: async work only at sync exits */
+	/*
+	 * The guest may have run since the last exit counted in stats.exits:
+	 * set by an asynchronous exit, cleared by a synchronous one (and by
+	 * the recorder's forced exit, which counts as one).  Its state is then
+	 * none that a replay stops at unless a landmark says where it is.
+	 */
+	bool between_exits;
+	bool stop_wait_reported;  /* "stopping at the guest's next exit" was said */
 	int console_open;        /* console input may still arrive */
 	int (*console_open_fn)(void *ctx);
 	void *console_ctx;
@@ -216,9 +224,15 @@ int vm_digests(struct vm *vm, struct vm_digests *d, char *err, size_t errlen);
 int vm_exit_status(const struct vm *vm);
 const char *vm_stop_name(enum vm_stop s);
 
-/* Request a stop from a signal handler (async-signal-safe). */
+/*
+ * Request a stop from a signal handler (async-signal-safe).  vm_run stops
+ * at its loop's top; a recording without a progress counter (defer_async)
+ * that is between exits first runs the guest on to its next synchronous
+ * exit, unless a second signal came (vm_stop_signals counts them).
+ */
 void vm_request_stop(int signo);
 extern volatile sig_atomic_t vm_stop_requested;
+extern volatile sig_atomic_t vm_stop_signals;
 
 /* Parse a memory size ("128M", "1G", "4096K", "2147483648"); 0 or -1. */
 int vm_parse_size(const char *s, uint64_t *out, char *err, size_t errlen);
