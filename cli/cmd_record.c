@@ -127,6 +127,11 @@ int cmd_record(int argc, char **argv)
 	}
 	/* Which progress counter: measured on the VM's own vCPU. */
 	o.vm.detect_progress = true;
+	/* Test knob (t_record.sh): record as detvm did before the header named
+	 * the MSR policy, so that replaying such a recording is tested. */
+	const char *old_msrs = getenv("DETVM_TEST_MSR_POLICY_1");
+	if (old_msrs && strcmp(old_msrs, "1") == 0)
+		o.vm.msr_policy = MSR_POLICY_1;
 
 	int in_fd;
 	FILE *serial;

@@ -272,50 +272,23 @@ static void virtio_garbage(struct machine *m)
 		  "DEVICE_NEEDS_RESET)\n", present, notifies, refused, rounds);
 }
 
-/* RDMSR / WRMSR with #GP skipped; 0 or the vector. */
-static uint64_t rdmsr_safe(uint32_t idx, uint64_t *v)
-{
-	uint32_t lo = 0, hi = 0;
-	uint64_t before = rt_fixup.count;
-	__asm__ volatile("leaq 1f(%%rip), %%r8\n\t"
-			 "movq %%r8, rt_fixup(%%rip)\n\t"
-			 "rdmsr\n\t"
-			 "movq $0, rt_fixup(%%rip)\n\t"
-			 "1:"
-			 : "+a"(lo), "+d"(hi) : "c"(idx) : "r8", "memory");
-	*v = ((uint64_t)hi << 32) | lo;
-	return rt_fixup.count != before ? rt_fixup.vec : 0;
-}
-
-static uint64_t wrmsr_safe(uint32_t idx, uint64_t v)
-{
-	uint64_t before = rt_fixup.count;
-	__asm__ volatile("leaq 1f(%%rip), %%r8\n\t"
-			 "movq %%r8, rt_fixup(%%rip)\n\t"
-			 "wrmsr\n\t"
-			 "movq $0, rt_fixup(%%rip)\n\t"
-			 "1:"
-			 :: "a"((uint32_t)v), "d"((uint32_t)(v >> 32)), "c"(idx) : "r8", "memory");
-	return rt_fixup.count != before ? rt_fixup.vec : 0;
-}
-
 static void msrs(void)
 {
 	static const uint32_t bases[] = { 0x0, 0x300, 0x600, 0x40000000, 0x4b564d00, 0xc0000100, 0xc0010000 };
 	/* Answered with #GP by the monitor (vmm/msr.c): random writes are safe. */
-	static const uint32_t gp[] = { 0xc1, 0xce, 0xe7, 0x186, 0x309, 0x38f, 0x606, 0x6e0, 0x40000000,
-				       0x4b564d00, 0xc0010000 };
+	static const uint32_t gp[] = { 0x11, 0x12, 0xc1, 0xce, 0xe7, 0x186, 0x309, 0x38f, 0x606, 0x6e0,
+				       0x40000000, 0x40000108, 0x4b564d00, 0x4b564d01, 0xc0010000 };
 	unsigned faults = 0, n = 0;
 	for (int i = 0; i < 300; i++) {
 		uint32_t idx = i < 280 ? bases[rnd() % 7] + (uint32_t)(rnd() % 0x220) : (uint32_t)rnd();
 		uint64_t v;
-		uint64_t vec = rdmsr_safe(idx, &v);
+		uint64_t vec = rt_rdmsr_safe(idx, &v);
 		faults += vec != 0;
 		h = fnv1a64_u64(h, ((uint64_t)idx << 8) | vec);
 		n++;
 	}
 	for (unsigned i = 0; i < sizeof(gp) / sizeof(gp[0]); i++) {
-		uint64_t vec = wrmsr_safe(gp[i], rnd());
+		uint64_t vec = rt_wrmsr_safe(gp[i], rnd());
 		faults += vec != 0;
 		h = fnv1a64_u64(h, ((uint64_t)gp[i] << 8) | vec);
 		n++;

@@ -114,6 +114,7 @@ int insp_cmd_info(struct insp *in)
 	printf(KEY "%s\n", "serial input", sin && *sin ? sin : "(none)");
 	str_line(h, TRACE_TAG_PROGRESS_COUNTER, "progress counter", "(not recorded)");
 	str_line(h, TRACE_TAG_MEM_DIGEST, "memory digest", TRACE_MEM_DIGEST_FULL " (format 1.0)");
+	str_line(h, TRACE_TAG_MSR_POLICY, "MSR policy", TRACE_MSR_POLICY_1 " (before format 1.2)");
 	if (trace_header_get_u64(h, TRACE_TAG_DIGEST_INTERVAL, &v) == 0)
 		printf(KEY "%" PRIu64 " exits%s\n", "digest interval", v, v ? "" : " (only at the end)");
 	if (trace_header_get_u64(h, TRACE_TAG_LANDMARK_BOUND_NS, &v) == 0)

@@ -525,6 +525,9 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 	/* The digest whose cost follows the memory in use, not RAM's size
 	 * (vmm/mem_digest.h); recorder_attach() makes the VM compute it. */
 	rc |= trace_header_add_str(h, TRACE_TAG_MEM_DIGEST, TRACE_MEM_DIGEST_SPARSE);
+	/* Absent means detvm-1, as in recordings made before the field. */
+	if (vm->msr_policy != MSR_POLICY_1)
+		rc |= trace_header_add_str(h, TRACE_TAG_MSR_POLICY, msr_policy_name(vm->msr_policy));
 	rc |= trace_header_add_u64(h, TRACE_TAG_LANDMARK_BOUND_NS, info->landmark_bound_ns);
 	rc |= trace_header_add_u64(h, TRACE_TAG_DIGEST_INTERVAL, r->digest_interval);
 	rc |= trace_header_add_str(h, TRACE_TAG_BOOT_MODE,

@@ -112,6 +112,14 @@ int replay_session_open(struct replay_session *s, const char *rec,
 		snprintf(err, errlen, "%s: unknown memory digest '%s' in the header", s->trace_path, md);
 		goto fail;
 	}
+	/* The MSRs the recording's monitor answered: a replay that answered
+	 * others would see other exits.  Absent: recorded before the field. */
+	const char *mp = trace_header_get_str(h, TRACE_TAG_MSR_POLICY);
+	s->cfg.msr_policy = MSR_POLICY_1;
+	if (mp && msr_policy_parse(mp, &s->cfg.msr_policy)) {
+		snprintf(err, errlen, "%s: unknown MSR policy '%s' in the header", s->trace_path, mp);
+		goto fail;
+	}
 	const char *pc = trace_header_get_str(h, TRACE_TAG_PROGRESS_COUNTER);
 	if (!pc || progress_parse(pc, &s->cfg.progress)) {
 		snprintf(err, errlen, "%s: unknown progress counter '%s' in the header", s->trace_path, pc ? pc : "");

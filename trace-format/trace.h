@@ -25,7 +25,7 @@
 /* ---- format constants (SPEC.md, "File header" and "Frames") ---- */
 
 #define TRACE_FORMAT_MAJOR	1
-#define TRACE_FORMAT_MINOR	1	/* 1.1: PACKED_FIELDS */
+#define TRACE_FORMAT_MINOR	2	/* 1.1: PACKED_FIELDS, MEM_DIGEST; 1.2: MSR_POLICY */
 
 #define TRACE_HASH_SIZE		32	/* SHA-256: the chain */
 #define TRACE_HASH_HEX_SIZE	65	/* 64 hex digits + NUL */
@@ -70,6 +70,11 @@ enum trace_tag {
 	 * events (vmm/mem_digest.h).  Absent: TRACE_MEM_DIGEST_FULL.
 	 */
 	TRACE_TAG_MEM_DIGEST		= 0x8012,
+	/*
+	 * String, enumerated: which MSR accesses the monitor answered itself
+	 * (each an EXIT_MSR; vmm/msr.h).  Absent: TRACE_MSR_POLICY_1.
+	 */
+	TRACE_TAG_MSR_POLICY		= 0x8013,
 };
 
 /* Values of the enumerated string fields. */
@@ -80,6 +85,8 @@ enum trace_tag {
 #define TRACE_BOOT_MULTIBOOT		"multiboot"
 #define TRACE_MEM_DIGEST_FULL		"xxh3-128"
 #define TRACE_MEM_DIGEST_SPARSE		"xxh3-128-sparse"
+#define TRACE_MSR_POLICY_1		"detvm-1"
+#define TRACE_MSR_POLICY_2		"detvm-2"
 
 /* XXH3-128 as stored: low 64 bits, then high 64 bits, each little-endian. */
 struct trace_hash128 {

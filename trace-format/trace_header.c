@@ -47,6 +47,7 @@ struct trace_header {
 enum field_kind {
 	FK_STR, FK_U64, FK_CPUID, FK_MSRS, FK_XSAVE, FK_FILE_ID,
 	FK_PROGRESS, FK_BOOT_MODE, FK_FRAME_HDR, FK_PACKED, FK_MEM_DIGEST,
+	FK_MSR_POLICY,
 };
 
 static const struct known_tag {
@@ -73,6 +74,7 @@ static const struct known_tag {
 	{ TRACE_TAG_FRAME_HEADER_SIZE, "FRAME_HEADER_SIZE", FK_FRAME_HDR, false },
 	{ TRACE_TAG_PACKED_FIELDS, "PACKED_FIELDS", FK_PACKED, false },
 	{ TRACE_TAG_MEM_DIGEST, "MEM_DIGEST", FK_MEM_DIGEST, false },
+	{ TRACE_TAG_MSR_POLICY, "MSR_POLICY", FK_MSR_POLICY, false },
 };
 
 #define N_KNOWN (sizeof(known_tags) / sizeof(known_tags[0]))
@@ -338,6 +340,9 @@ static int validate_field(const struct known_tag *k,
 	static const char *const digest[] = {
 		TRACE_MEM_DIGEST_FULL, TRACE_MEM_DIGEST_SPARSE, NULL,
 	};
+	static const char *const msr_policy[] = {
+		TRACE_MSR_POLICY_1, TRACE_MSR_POLICY_2, NULL,
+	};
 	const char *s = (const char *)f->data;
 
 	switch (k->kind) {
@@ -345,9 +350,12 @@ static int validate_field(const struct known_tag *k,
 	case FK_PROGRESS:
 	case FK_BOOT_MODE:
 	case FK_MEM_DIGEST:
+	case FK_MSR_POLICY:
 		if (memchr(f->data, 0, f->len))
 			goto nul;
 		if (k->kind == FK_MEM_DIGEST && !is_one_of(s, digest))
+			goto value;
+		if (k->kind == FK_MSR_POLICY && !is_one_of(s, msr_policy))
 			goto value;
 		if (k->kind == FK_PROGRESS && !is_one_of(s, progress))
 			goto value;

@@ -167,7 +167,7 @@ int kvm_setup_cpuid(struct kvm *k, const struct kvm_cpuid_entry2 *table, size_t 
 	return 0;
 }
 
-int kvm_setup_msr_filter(struct kvm *k, char *err, size_t errlen)
+int kvm_setup_msr_filter(struct kvm *k, enum msr_policy_rev rev, char *err, size_t errlen)
 {
 	static uint8_t bitmaps[KVM_MSR_FILTER_MAX_RANGES][0x210 / 8 + 1];
 	struct kvm_msr_filter f;
@@ -176,7 +176,7 @@ int kvm_setup_msr_filter(struct kvm *k, char *err, size_t errlen)
 	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
 	for (int i = 0; i < msr_filter_nranges && i < KVM_MSR_FILTER_MAX_RANGES; i++) {
 		const struct msr_range *r = &msr_filter_ranges[i];
-		msr_range_bitmap(r, bitmaps[i]);
+		msr_range_bitmap(r, rev, bitmaps[i]);
 		f.ranges[i] = (struct kvm_msr_filter_range){
 			.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
 			.nmsrs = r->n, .base = r->base, .bitmap = bitmaps[i],

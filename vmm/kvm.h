@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "loader.h"
+#include "msr.h"
 
 #define KVM_MAX_CPUID 256
 
@@ -41,7 +42,7 @@ int kvm_create_vcpu(struct kvm *k, char *err, size_t errlen);
 /* table NULL: the host's supported table, filtered (cpuid.h); else exactly table. */
 int kvm_setup_cpuid(struct kvm *k, const struct kvm_cpuid_entry2 *table, size_t n,
 		    char *err, size_t errlen);
-int kvm_setup_msr_filter(struct kvm *k, char *err, size_t errlen);
+int kvm_setup_msr_filter(struct kvm *k, enum msr_policy_rev rev, char *err, size_t errlen);
 int kvm_set_boot_state(struct kvm *k, const struct boot_cpu *cpu, char *err, size_t errlen);
 /* Read the insn_emulation statistic; -1 if unavailable. */
 int kvm_read_insn_emulation(const struct kvm *k, uint64_t *value);

@@ -247,7 +247,7 @@ static int open_kvm(struct vm *vm, const struct vm_config *cfg, char *err, size_
 		return -1;
 	if (kvm_create_vcpu(&vm->kvm, err, errlen) ||
 	    kvm_setup_cpuid(&vm->kvm, cfg->cpuid, cfg->cpuid_count, err, errlen) ||
-	    kvm_setup_msr_filter(&vm->kvm, err, errlen))
+	    kvm_setup_msr_filter(&vm->kvm, vm->msr_policy, err, errlen))
 		return -1;
 	return 0;
 }
@@ -265,6 +265,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	vm->nd = nd;
 	vm->serial_out = serial_out;
 	vm->serial_out_ok = true;
+	vm->msr_policy = cfg->msr_policy ? cfg->msr_policy : MSR_POLICY_CURRENT;
+	if (vm->msr_policy < MSR_POLICY_1 || vm->msr_policy > MSR_POLICY_CURRENT)
+		return errf(err, errlen, "MSR policy revision %d: this detvm has 1 to %d",
+			    (int)vm->msr_policy, (int)MSR_POLICY_CURRENT);
 
 	if (cfg->mem_size < VM_MEM_MIN || cfg->mem_size > VM_MEM_MAX || cfg->mem_size % 4096)
 		return errf(err, errlen, "--mem %llu bytes: must be a multiple of 4 KiB between 2 MiB and 64 GiB",
@@ -458,7 +462,7 @@ static void handle_msr(struct vm *vm, struct kvm_run *run, bool write)
 {
 	uint32_t index = run->msr.index;
 	run->msr.error = 0;
-	switch (msr_policy(index)) {
+	switch (msr_policy(index, vm->msr_policy)) {
 	case MSR_CLOCK:
 		if (!write)
 			run->msr.data = nd_clock_ns(vm->nd);

@@ -46,6 +46,8 @@ struct vm_config {
 	/* Instead: measure which counter is exact on this VM's vCPU before
 	 * the guest starts (progress_calibrate); vm.progress_why says why. */
 	bool detect_progress;
+	/* The MSRs the monitor answers (vmm/msr.h); 0: MSR_POLICY_CURRENT. */
+	enum msr_policy_rev msr_policy;
 };
 
 enum vm_stop {
@@ -119,6 +121,7 @@ struct vm_stats {
 
 struct vm {
 	struct kvm kvm;
+	enum msr_policy_rev msr_policy;  /* the MSRs the monitor answers */
 	struct guest_mem mem;
 	void *ram;
 	struct platform plat;

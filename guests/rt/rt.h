@@ -143,6 +143,9 @@ struct rt_fixup {
 extern struct rt_fixup rt_fixup;
 /* Read 8 bytes at addr; returns 0, or -1 if it faulted (see rt_fixup). */
 int rt_probe_read64(uint64_t addr, uint64_t *out);
+/* RDMSR / WRMSR with an exception (#GP) skipped: 0, or the vector. */
+uint64_t rt_rdmsr_safe(uint32_t idx, uint64_t *v);
+uint64_t rt_wrmsr_safe(uint32_t idx, uint64_t v);
 
 /* ---- interrupt controllers and timers (rt/irq.c) ---- */
 #define RT_VEC_PIC_BASE   0x20 /* IRQ n -> 0x20 + n */

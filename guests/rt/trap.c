@@ -93,3 +93,30 @@ void rt_trap(struct trapframe *tf)
 		  exc_names[vec], tf->rip);
 	rt_exit(RT_EXIT_EXCEPTION);
 }
+
+/* RDMSR and WRMSR through rt_fixup (rt.h). */
+uint64_t rt_rdmsr_safe(uint32_t idx, uint64_t *v)
+{
+	uint32_t lo = 0, hi = 0;
+	uint64_t before = rt_fixup.count;
+	__asm__ volatile("leaq 1f(%%rip), %%r8\n\t"
+			 "movq %%r8, rt_fixup(%%rip)\n\t"
+			 "rdmsr\n\t"
+			 "movq $0, rt_fixup(%%rip)\n\t"
+			 "1:"
+			 : "+a"(lo), "+d"(hi) : "c"(idx) : "r8", "memory");
+	*v = ((uint64_t)hi << 32) | lo;
+	return rt_fixup.count != before ? rt_fixup.vec : 0;
+}
+
+uint64_t rt_wrmsr_safe(uint32_t idx, uint64_t v)
+{
+	uint64_t before = rt_fixup.count;
+	__asm__ volatile("leaq 1f(%%rip), %%r8\n\t"
+			 "movq %%r8, rt_fixup(%%rip)\n\t"
+			 "wrmsr\n\t"
+			 "movq $0, rt_fixup(%%rip)\n\t"
+			 "1:"
+			 :: "a"((uint32_t)v), "d"((uint32_t)(v >> 32)), "c"(idx) : "r8", "memory");
+	return rt_fixup.count != before ? rt_fixup.vec : 0;
+}

@@ -46,6 +46,7 @@ rr_guest memloop
 rr_guest echo --serial-in "$TMP/echo-in.txt"
 rr_guest dirty --append "dirty.rounds=5"
 rr_guest flags
+rr_guest pvclock
 rr_guest hostile --disk "$TMP/rr-disk.img"
 
 # spin and memloop must have needed forced exits, reached exactly.
@@ -130,6 +131,22 @@ for i in 1 2; do
 	if [ $prc -eq 0 ] && cmp -s "$TMP/p$i.out" "$TMP/pr$i.out"; then ok "perturbed recording $i replays exactly"
 	else bad "perturbed recording $i replays exactly" "status $prc: $(grep replay: "$TMP/pr$i.err" | head -1)"; fi
 done
+
+# --- the MSR policy is the recording's ----------------------------------------
+# Which MSRs the monitor answers (each an exit) grew in format 1.2; the
+# header names the set and a replay answers the recording's.  hostile
+# reads MSRs at random in and around every filtered range, so a replay
+# that answered today's set for a recording made under detvm-1 (as every
+# recording without MSR_POLICY was; DETVM_TEST_MSR_POLICY_1 makes one)
+# would diverge at its first RDMSR in 0x40000100..0x400001ff.
+"$DETVM" inspect "$R-hostile" info >"$TMP/mp2.out" 2>&1; RC=$?; OUT=$TMP/mp2.out; ERR=$TMP/mp2.out
+expect "a new recording names its MSR policy (detvm-2)" 0 "^MSR policy *detvm-2$"
+rm -rf "$R-msr1"
+DETVM_TEST_MSR_POLICY_1=1 "$DETVM" record -o "$R-msr1" --quiet --kernel $G/hostile.elf >/dev/null 2>"$TMP/mp1.err" </dev/null
+"$DETVM" inspect "$R-msr1" info >"$TMP/mp1.out" 2>&1; RC=$?; OUT=$TMP/mp1.out; ERR=$TMP/mp1.out
+expect "a recording without MSR_POLICY is read as detvm-1" 0 "^MSR policy *detvm-1 (before format 1.2)$"
+"$DETVM" replay "$R-msr1" --quiet >/dev/null 2>"$TMP/mp1r.err"; RC=$?; OUT=/dev/null; ERR=$TMP/mp1r.err
+expect "hostile recorded under detvm-1 replays under detvm-1" 0 "" "replay matches the recording"
 
 # --- no exact progress counter --------------------------------------------------
 # The recorder measures on its own vCPU; if that calibration fails, it

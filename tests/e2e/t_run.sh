@@ -42,6 +42,11 @@ else
 	bad "hostile: garbage virtio queues were refused (DEVICE_NEEDS_RESET)" "$(grep -E 'virtio|RESULT' "$OUT" | tr '\n' '|')"
 fi
 
+# KVM would answer the paravirtual clock MSRs itself, writing host time
+# into guest memory where no recording sees it: they must fault instead.
+run_detvm pvclock run --kernel $G/pvclock.elf
+expect "run pvclock: no host time reaches guest memory through KVM's clock MSRs" 1 "RESULT pvclock ok"
+
 printf 'hello from the host\n' > "$TMP/echo.in"
 run_detvm echo run --kernel $G/echo.elf --serial-in "$TMP/echo.in"
 expect "run echo" 1 "echo: hello from the host"

@@ -173,8 +173,10 @@ static void test_packed_roundtrip(void **state)
 	assert_int_equal(trace_header_encode(h, &b, &n, err, sizeof(err)), 0);
 	assert_int_equal(trace_header_encode_as(h, 0, false, &plain, &nplain,
 						err, sizeof(err)), 0);
-	/* Version 1.1; body = DETVM_VERSION, then PACKED_FIELDS, nothing else. */
-	assert_memory_equal(b, "DETVMTRC\x01\x00\x01\x00", 12);
+	/* This writer's version; body = DETVM_VERSION, then PACKED_FIELDS,
+	 * nothing else. */
+	assert_memory_equal(b, "DETVMTRC\x01\x00", 10);
+	assert_int_equal(get_le16(b + 10), TRACE_FORMAT_MINOR);
 	assert_int_equal(get_le32(b + 12), n - TRACE_FILE_FIXED - TRACE_FILE_CSUM);
 	assert_int_equal(get_le16(b + 16), TRACE_TAG_DETVM_VERSION);
 	pf = b + 16 + tlv_size(b + 16);
@@ -194,7 +196,7 @@ static void test_packed_roundtrip(void **state)
 	g = trace_header_decode(b, n, err, sizeof(err));
 	if (!g)
 		fail_msg("%s", err);
-	check_big(g, 1);
+	check_big(g, TRACE_FORMAT_MINOR);
 	/* Encoding is deterministic: a decoded header re-encodes the same. */
 	assert_int_equal(trace_header_encode(g, &b2, &n2, err, sizeof(err)), 0);
 	assert_int_equal(n2, n);
@@ -229,13 +231,13 @@ static void test_plain_10_header(void **state)
 	assert_int_equal(trace_header_check_required(g, err, sizeof(err)), 0);
 	assert_memory_equal(trace_header_get_cpuid(g, &n), cpuid, sizeof(cpuid));
 	assert_int_equal(n, N_CPUID);
-	/* Re-encoded by this writer: 1.1 and packed, same fields. */
+	/* Re-encoded by this writer: its minor and packed, same fields. */
 	free(b);
 	assert_int_equal(trace_header_encode(g, &b, &n, err, sizeof(err)), 0);
 	trace_header_free(g);
 	g = trace_header_decode(b, n, err, sizeof(err));
 	assert_non_null(g);
-	check_big(g, 1);
+	check_big(g, TRACE_FORMAT_MINOR);
 	trace_header_free(g);
 	free(b);
 	trace_header_free(h);
@@ -589,7 +591,7 @@ static void test_crafted_list_errors(void **state)
 	expect_refused(n, "file header: field 0x000a at byte 0 of the fields packed at offset 23 runs past the packed fields");
 	rn = tlv(raw, 0x8123, "x", 1);
 	n = outer_raw(raw, rn);
-	expect_refused(n, "file header: field 0x8123 is critical but unknown to this detvm (format 1.1): upgrade detvm");
+	expect_refused(n, "file header: field 0x8123 is critical but unknown to this detvm (format 1.2): upgrade detvm");
 	/* Values are validated wherever they are. */
 	rn = tlv(raw, TRACE_TAG_MEM_SIZE, "1234", 4);
 	n = outer_raw(raw, rn);
@@ -727,7 +729,7 @@ static void test_file_packed(void **state)
 	tpath(p, sizeof(p), "packed.trc");
 	write_trace(p, h, whash);
 	b = slurp(p, &len);
-	assert_int_equal(get_le16(b + 10), 1);
+	assert_int_equal(get_le16(b + 10), TRACE_FORMAT_MINOR);
 	hlen = TRACE_FILE_FIXED + get_le32(b + 12) + TRACE_FILE_CSUM;
 	assert_int_equal(get_le16(b + TRACE_FILE_FIXED + tlv_size(b + TRACE_FILE_FIXED)),
 			 TRACE_TAG_PACKED_FIELDS);
@@ -738,12 +740,12 @@ static void test_file_packed(void **state)
 	r = trace_reader_open(p, err, sizeof(err));
 	if (!r)
 		fail_msg("%s", err);
-	check_big(trace_reader_header(r), 1);
+	check_big(trace_reader_header(r), TRACE_FORMAT_MINOR);
 	trace_reader_header_hash(r, rhash);
 	assert_memory_equal(rhash, mine, TRACE_HASH_SIZE);
 	trace_reader_close(r);
 	assert_int_equal(trace_verify(p, &rep, err, sizeof(err)), 0);
-	assert_true(rep.major == 1 && rep.minor == 1);
+	assert_true(rep.major == 1 && rep.minor == TRACE_FORMAT_MINOR);
 	assert_true(rep.exits == 800 && rep.events == 801 && rep.complete);
 	assert_true(rep.file_bytes == len);
 	free(b);
@@ -879,6 +881,43 @@ static void test_mem_digest_field(void **state)
 	assert_non_null(strstr(err, "MEM_DIGEST: unknown value \"xxh3\""));
 }
 
+/* MSR_POLICY (format 1.2): its two values read, anything else is
+ * refused, packed or plain. */
+static void test_msr_policy_field(void **state)
+{
+	struct trace_header *h;
+	char err[512];
+	size_t n;
+
+	(void)state;
+	const char *vals[] = { TRACE_MSR_POLICY_1, TRACE_MSR_POLICY_2 };
+	for (int i = 0; i < 2; i++) {
+		n = tlv(body, TRACE_TAG_DETVM_VERSION, "v", 1);
+		n += tlv(body + n, TRACE_TAG_MSR_POLICY, vals[i], strlen(vals[i]));
+		n = seal(hdr, 2, body, n);
+		h = trace_header_decode(hdr, n, err, sizeof(err));
+		if (!h)
+			fail_msg("refused: %s", err);
+		assert_string_equal(trace_header_get_str(h, TRACE_TAG_MSR_POLICY), vals[i]);
+		assert_string_equal(trace_tag_name(TRACE_TAG_MSR_POLICY), "MSR_POLICY");
+		trace_header_free(h);
+	}
+
+	n = tlv(body, TRACE_TAG_DETVM_VERSION, "v", 1);
+	n += tlv(body + n, TRACE_TAG_MSR_POLICY, "detvm-3", 7);
+	expect_refused(seal(hdr, 2, body, n), "header field MSR_POLICY: unknown value \"detvm-3\"");
+	n = tlv(body, TRACE_TAG_DETVM_VERSION, "v", 1);
+	n += tlv(body + n, TRACE_TAG_MSR_POLICY, "detvm-2\0", 8);
+	expect_refused(seal(hdr, 2, body, n), "header field MSR_POLICY: string contains a NUL byte");
+
+	static uint8_t raw[64];
+	size_t rn = tlv(raw, TRACE_TAG_MSR_POLICY, "none", 4);
+	n = outer_raw(raw, rn);
+	h = trace_header_decode(hdr, n, err, sizeof(err));
+	assert_null(h);
+	assert_non_null(strstr(err, "MSR_POLICY: unknown value \"none\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -894,6 +933,7 @@ int main(void)
 		cmocka_unit_test(test_file_10),
 		cmocka_unit_test(test_file_messages),
 		cmocka_unit_test(test_mem_digest_field),
+		cmocka_unit_test(test_msr_policy_field),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -60,7 +60,7 @@ static void tvm_create(struct tvm *t)
 	    kvm_set_memory(&t->k, 0, 0, RAM_SIZE, t->ram, false, err, sizeof(err)) ||
 	    kvm_create_vcpu(&t->k, err, sizeof(err)) ||
 	    kvm_setup_cpuid(&t->k, NULL, 0, err, sizeof(err)) ||
-	    kvm_setup_msr_filter(&t->k, err, sizeof(err)))
+	    kvm_setup_msr_filter(&t->k, MSR_POLICY_CURRENT, err, sizeof(err)))
 		fail_msg("creating a VM: %s", err);
 }
 
