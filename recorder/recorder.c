@@ -456,15 +456,21 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 /*
  * The identity of the file at `path`, under its absolute path: replay finds
  * it there from any working directory (and accepts it only by content).
+ * `known`: the identity is the VM's (what it loaded), else it is read.
  * -1 if it cannot be read; header errors are ORed into *rc.
  */
-static int add_file_id(struct trace_header *h, uint16_t tag, const char *path, int *rc,
-		       char *err, size_t errlen)
+static int add_file_id(struct trace_header *h, uint16_t tag, const char *path, const struct vm *known,
+		       int *rc, char *err, size_t errlen)
 {
 	struct trace_hash128 id;
 	uint64_t size;
-	if (file_identity(path, &size, &id, err, errlen))
+	if (known) {
+		size = known->kernel_size;
+		id.lo = known->kernel_hash_lo;
+		id.hi = known->kernel_hash_hi;
+	} else if (file_identity(path, &size, &id, err, errlen)) {
 		return -1;
+	}
 	char *abs = realpath(path, NULL);   /* the path as given if it cannot be resolved */
 	*rc |= trace_header_add_file_id(h, tag, size, &id, abs ? abs : path);
 	free(abs);
@@ -484,8 +490,11 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (add_file_id(h, TRACE_TAG_KERNEL_ID, info->kernel_path, &rc, err, errlen) ||
-	    (info->disk_path && add_file_id(h, TRACE_TAG_DISK_ID, info->disk_path, &rc, err, errlen)))
+	/* The kernel as vm_create loaded it, not as the file is now.  The
+	 * disk is read at its name; blockdev_changed() catches an image
+	 * replaced since it was opened. */
+	if (add_file_id(h, TRACE_TAG_KERNEL_ID, info->kernel_path, vm, &rc, err, errlen) ||
+	    (info->disk_path && add_file_id(h, TRACE_TAG_DISK_ID, info->disk_path, NULL, &rc, err, errlen)))
 		goto fail;
 	rc |= trace_header_add_str(h, TRACE_TAG_DETVM_VERSION, CLI_VERSION);
 	rc |= trace_header_add_u64(h, TRACE_TAG_MEM_SIZE, vm->mem.size);
@@ -493,7 +502,7 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 			       vm->kvm.cpuid.hdr.nent * sizeof(struct kvm_cpuid_entry2));
 	/* Initial MSR values: every MSR KVM saves for this vCPU (the vCPU
 	 * state's MSRS section has the SPEC's entry layout after a u32 count);
-	 * the ones the monitor answers itself are a fixed policy (msr.c). */
+	 * the ones the monitor answers itself are MSR_POLICY's (msr.h). */
 	{
 		uint8_t *blob = NULL;
 		size_t blen = 0;

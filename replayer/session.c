@@ -218,6 +218,18 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 		return -1;
 	}
 	s->vm_live = true;
+	/* The kernel file was checked at open; each VM reads it again (a
+	 * rewind makes a new one): what it loaded must still be that one. */
+	struct trace_file_id kid;
+	if (trace_header_get_file_id(trace_reader_header(s->r), TRACE_TAG_KERNEL_ID, &kid) == 0 &&
+	    (s->vm.kernel_size != kid.size || s->vm.kernel_hash_lo != kid.hash.lo ||
+	     s->vm.kernel_hash_hi != kid.hash.hi)) {
+		snprintf(err, errlen, "kernel '%s' changed after it was checked: %" PRIu64 " bytes, XXH3-128 %016"
+			 PRIx64 "%016" PRIx64 " were loaded; the recording has %" PRIu64 " bytes, %016" PRIx64
+			 "%016" PRIx64, s->cfg.kernel_path, s->vm.kernel_size, s->vm.kernel_hash_hi,
+			 s->vm.kernel_hash_lo, kid.size, kid.hash.hi, kid.hash.lo);
+		return -1;
+	}
 	s->vm.mem_digest = s->mem_digest;
 	replayer_attach(&s->rp, &s->vm);
 	if (restore) {

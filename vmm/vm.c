@@ -275,6 +275,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 			    (unsigned long long)cfg->mem_size);
 	if (read_file(cfg->kernel_path, &image, &image_size, cfg->mem_size, err, errlen))
 		return -1;
+	XXH128_hash_t kh = XXH3_128bits(image, image_size);
+	vm->kernel_size = image_size;
+	vm->kernel_hash_lo = kh.low64;
+	vm->kernel_hash_hi = kh.high64;
 
 	vm->ram = mmap(NULL, cfg->mem_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -122,6 +122,9 @@ struct vm_stats {
 struct vm {
 	struct kvm kvm;
 	enum msr_policy_rev msr_policy;  /* the MSRs the monitor answers */
+	/* Size and XXH3-128 of the kernel image as loaded: the identity of
+	 * what the guest runs, which the file may no longer have. */
+	uint64_t kernel_size, kernel_hash_lo, kernel_hash_hi;
 	struct guest_mem mem;
 	void *ram;
 	struct platform plat;
