@@ -13,8 +13,8 @@
  *     devices, just past the end of RAM, across the boundary of two
  *     virtio-mmio slots, and at random registers of every virtio-mmio slot,
  *     the LAPIC and the IOAPIC (interrupt entries it writes are masked,
- *     fixed delivery; the LAPIC's ICR is left alone: an INIT or NMI to
- *     itself would stop the guest, not the monitor);
+ *     fixed delivery), and 100 IPIs with random ICR values, every
+ *     delivery mode and destination included;
  *  4. virtio queues made of garbage: every present transport is driven to
  *     DRIVER_OK with a random queue size and its rings in a page of random
  *     bytes (or at random addresses), then notified, several times;
@@ -181,6 +181,16 @@ static void mmio(struct machine *m)
 		if (!(reg >= 0x300 && reg < 0x320) && rnd() % 2)
 			mmio_write(DEV_LAPIC_BASE + reg, size, v);
 		(void)mmio_read(DEV_LAPIC_BASE + reg, size);
+		n++;
+	}
+	/* The ICR: IPIs of every delivery mode (fixed, lowest priority, SMI,
+	 * NMI, INIT, SIPI, ExtINT) to every destination.  With IF=0 a fixed
+	 * one to itself only stays pending; a monitor that made the others
+	 * real would stop or reset this vCPU (the guest, not the monitor). */
+	for (int i = 0; i < 100; i++) {
+		mmio_write32(DEV_LAPIC_BASE + 0x310, (uint32_t)rnd());
+		mmio_write32(DEV_LAPIC_BASE + 0x300, (uint32_t)rnd());
+		(void)mmio_read32(DEV_LAPIC_BASE + 0x300);
 		n++;
 	}
 	/* IOAPIC: random register numbers; redirection entries masked, fixed. */
