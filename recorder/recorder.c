@@ -144,9 +144,7 @@ static void emit_landmark(struct recorder *r)
 	}
 	ev.landmark.progress = counter;
 	ev.landmark.rip = regs.rip;
-	r->vm->stats.exits++;
-	r->vm->stats.by_kind[VMX_LANDMARK]++;
-	r->vm->between_exits = false;
+	vm_count_landmark(r->vm);
 	r->landmarks++;
 	if (append_indexed(r, &ev))
 		record_fail(r);
@@ -454,27 +452,16 @@ void recorder_attach(struct recorder *r, struct vm *vm, struct trace_writer *w)
 }
 
 /*
- * The identity of the file at `path`, under its absolute path: replay finds
- * it there from any working directory (and accepts it only by content).
- * `known`: the identity is the VM's (what it loaded), else it is read.
- * -1 if it cannot be read; header errors are ORed into *rc.
+ * A file's identity under its absolute path: replay finds it there from
+ * any working directory (and accepts it only by content).  Header errors
+ * are ORed into *rc.
  */
-static int add_file_id(struct trace_header *h, uint16_t tag, const char *path, const struct vm *known,
-		       int *rc, char *err, size_t errlen)
+static void add_file_id(struct trace_header *h, uint16_t tag, const char *path, uint64_t size,
+			const struct trace_hash128 *id, int *rc)
 {
-	struct trace_hash128 id;
-	uint64_t size;
-	if (known) {
-		size = known->kernel_size;
-		id.lo = known->kernel_hash_lo;
-		id.hi = known->kernel_hash_hi;
-	} else if (file_identity(path, &size, &id, err, errlen)) {
-		return -1;
-	}
 	char *abs = realpath(path, NULL);   /* the path as given if it cannot be resolved */
-	*rc |= trace_header_add_file_id(h, tag, size, &id, abs ? abs : path);
+	*rc |= trace_header_add_file_id(h, tag, size, id, abs ? abs : path);
 	free(abs);
-	return 0;
 }
 
 struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
@@ -493,9 +480,14 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 	/* The kernel as vm_create loaded it, not as the file is now.  The
 	 * disk is read at its name; blockdev_changed() catches an image
 	 * replaced since it was opened. */
-	if (add_file_id(h, TRACE_TAG_KERNEL_ID, info->kernel_path, vm, &rc, err, errlen) ||
-	    (info->disk_path && add_file_id(h, TRACE_TAG_DISK_ID, info->disk_path, NULL, &rc, err, errlen)))
-		goto fail;
+	struct trace_hash128 id = { .lo = vm->kernel_hash_lo, .hi = vm->kernel_hash_hi };
+	uint64_t size;
+	add_file_id(h, TRACE_TAG_KERNEL_ID, info->kernel_path, vm->kernel_size, &id, &rc);
+	if (info->disk_path) {
+		if (file_identity(info->disk_path, &size, &id, err, errlen))
+			goto fail;
+		add_file_id(h, TRACE_TAG_DISK_ID, info->disk_path, size, &id, &rc);
+	}
 	rc |= trace_header_add_str(h, TRACE_TAG_DETVM_VERSION, CLI_VERSION);
 	rc |= trace_header_add_u64(h, TRACE_TAG_MEM_SIZE, vm->mem.size);
 	rc |= trace_header_add(h, TRACE_TAG_CPUID, vm->kvm.cpuid.e,

@@ -194,8 +194,7 @@ static bool hook_replay_async(void *ctx, struct vm *vm, bool sync)
 				return injected;
 			}
 			take(rp);
-			vm->stats.exits++;
-			vm->stats.by_kind[VMX_LANDMARK]++;
+			vm_count_landmark(vm);
 			/*
 			 * `injected` stays as it was: a halted guest that was
 			 * woken here (an IRQ before this forced exit) is not

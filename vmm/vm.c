@@ -483,6 +483,13 @@ static void handle_msr(struct vm *vm, struct kvm_run *run, bool write)
 }
 
 /* Decode a synchronous exit, tell the hooks, dispatch it to its device. */
+void vm_count_landmark(struct vm *vm)
+{
+	vm->stats.exits++;
+	vm->stats.by_kind[VMX_LANDMARK]++;
+	vm->between_exits = false;
+}
+
 static void handle_sync_exit(struct vm *vm, struct kvm_run *run, struct vm_exit *x)
 {
 	vm->stats.exits++;

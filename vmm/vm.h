@@ -139,8 +139,8 @@ struct vm {
 	bool defer_async;        /* record without a progress counter: async work only at sync exits */
 	/*
 	 * The guest may have run since the last exit counted in stats.exits:
-	 * set by an asynchronous exit, cleared by a synchronous one (and by
-	 * the recorder's forced exit, which counts as one).  Its state is then
+	 * set by an asynchronous exit, cleared by a synchronous one and by a
+	 * forced exit (vm_count_landmark).  Its state is then
 	 * none that a replay stops at unless a landmark says where it is.
 	 */
 	bool between_exits;
@@ -197,6 +197,9 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 
 /* The progress counter (insn_emulation or the PMU's, + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
+/* Count a forced exit (the recorder wrote its landmark, or the replay
+ * reached it): it is an exit like a synchronous one (vm.between_exits). */
+void vm_count_landmark(struct vm *vm);
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);
 /* Disarm it (a run that ended before its timer); a kick already delivered
