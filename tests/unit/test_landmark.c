@@ -305,7 +305,12 @@ static void test_step_over_pushf_and_int(void **st)
 	struct landmark_ctl c;
 	reach(&rep, &c, LANDMARK_STEP, target, CODE + 6, hash);
 	assert_int_equal(c.runs, 0);
-	assert_int_equal(c.runs_over, 1);
+	/* One INT, run over at least once: a run that the backstop timer
+	 * ends before its breakpoint (the vCPU thread preempted for 50 us)
+	 * leaves the vCPU at the INT or in its handler, and the next move
+	 * runs over it again.  Seen once in 200 runs with 6 CPU hogs, and
+	 * once in a fresh-clone 'make test'. */
+	assert_true(c.runs_over >= 1);
 	assert_true(c.steps >= 5);
 	print_message("stepped: %" PRIu64 " steps, %" PRIu64 " PUSHF images cleared of the trap flag\n",
 		      c.steps, c.pushf_fixed);
