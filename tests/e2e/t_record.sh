@@ -236,8 +236,13 @@ expect "replay of a truncated recording replays its prefix" 3 "" "cut short"
 
 # A power loss can leave the file's length but zeros for its last data,
 # from inside a frame (SPEC.md 10, "Torn writes"): cut short there too.
+# The zeros start 40 bytes into the header of the first frame past two
+# thirds of the file.  (A fixed fraction of the file size once fell in
+# the last 8 bytes of a frame header, which the SPEC reports as corrupt,
+# not cut short: the size of spin's recording varies from run to run.)
 cp -r "$R-spin" "$R-torn"; sz=$(stat -c %s "$R-torn/trace")
-head -c $((sz - sz * 2 / 3 - 7)) /dev/zero | dd of="$R-torn/trace" bs=1 seek=$((sz * 2 / 3 + 7)) conv=notrunc status=none
+tear=$(python3 $TT frames "$R-torn/trace" | awk -v m=$((sz * 2 / 3)) '$2 >= m { print $2 + 40; exit }')
+head -c $((sz - ${tear:-0})) /dev/zero | dd of="$R-torn/trace" bs=1 seek=${tear:-0} conv=notrunc status=none
 "$DETVM" verify "$R-torn" >"$TMP/vt.out" 2>&1; RC=$?; OUT=$TMP/vt.out; ERR=$TMP/vt.out
 expect "verify reports a zero-filled tail (torn write) as cut short" 1 "cut short"
 "$DETVM" replay "$R-torn" >"$TMP/rt.out" 2>"$TMP/rt.err"; RC=$?; OUT=$TMP/rt.out; ERR=$TMP/rt.err
