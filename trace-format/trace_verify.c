@@ -54,7 +54,7 @@ int trace_verify(const char *path, struct trace_verify_report *rep,
 	if (!rep->complete) {
 		rep->truncated_at = trace_reader_truncated_at(r);
 		errf(err, errlen,
-		     "%s: cut short at offset %llu after %llu frames%s: the recording did not finish (recorder killed, or a power loss?)",
+		     "%s: cut short at offset %llu after %llu frames%s: the recording did not finish (the recorder was killed, or stopped where it could not end the trace, or power was lost)",
 		     path, (unsigned long long)rep->truncated_at,
 		     (unsigned long long)rep->frames,
 		     rep->has_end ? " (END present, trailer missing)" : "");
