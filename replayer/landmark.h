@@ -21,12 +21,15 @@
  * for the timers, on the same recording (November 2026).
  *
  * KVM steps with the trap flag, and a hardware CPU stores that flag where
- * an instruction saves RFLAGS (on these hosts, nothing we could find stores
- * it but the delivery of an injected event).  So some moves are not steps:
+ * an instruction saves RFLAGS (on these hosts, the delivery of an injected
+ * event and of a fault raised within a step store it; PUSHF and INT n do
+ * not).  So some moves are not steps:
  *   - any move while an interrupt or exception is queued for delivery at
- *     the next entry (see event_queued()), and the last one when it is an
- *     IRET (stepping over IRET also executes the next instruction here):
- *     a run to a hardware breakpoint on the recorded RIP;
+ *     the next entry (see event_queued(): injected by the replayer, raised
+ *     by finishing a refused RDMSR or WRMSR, or by an instruction a timed
+ *     run stopped on), and the last one when it is an IRET (stepping over
+ *     IRET also executes the next instruction here): a run to a hardware
+ *     breakpoint on the recorded RIP;
  *   - an INT n, INT3 or INT1: a run to a breakpoint after it, where the
  *     handler returns to (and on the recorded RIP);
  *   - a PUSHF is stepped, and the trap flag, if in the image it pushed, is
@@ -36,9 +39,13 @@
  * ioctl.  On these hosts stepping PUSHF and INT n stores the guest's own
  * flags (the flags guest, tests/unit/test_landmark.c), so the clearing
  * never finds a flag here: that it is needed on hardware hosts is from the
- * x86 manuals, not tested.  An instruction that faults while stepped also
- * pushes the flag on a hardware CPU, and cannot be told from its bytes: not
- * handled; such a replay would report a divergence, not pass silently.
+ * x86 manuals, not tested.  An instruction that faults while stepped
+ * cannot be told from its bytes; after a step, the frame its fault pushed
+ * is looked for between the stack pointers after and before it (its RIP,
+ * CS, flags and, in 64-bit mode, RSP and SS) and the flag cleared there
+ * (these hosts store it: test_step_over_fault).  A fault taken on another
+ * stack (IST, or from CPL3) is not found: such a replay would report a
+ * divergence, not pass silently.
  * All of it is for the last few instructions only: timed runs use no
  * guest debugging.
  *
@@ -100,6 +107,7 @@ struct landmark_ctl {
 	uint64_t steps;          /* single steps (and breakpoint runs standing for one) */
 	uint64_t runs_over;      /* of those, runs over an INT instead of a step (insn_peek.h) */
 	uint64_t pushf_fixed;    /* stepped PUSHFs whose image had the step's trap flag, cleared */
+	uint64_t fault_frames_fixed; /* likewise, frames of faults delivered within a step */
 	uint64_t overshoots;
 	uint64_t ns;             /* host time spent reaching landmarks */
 	uint64_t approaches, careful_approaches; /* for the tests' fault injection */

@@ -176,6 +176,124 @@ static void test_forced_exit_after_injection(void **st)
 	kvm_close(&rep.kvm);
 }
 
+/*
+ * The same for an exception the completion of an exit raises: a WRMSR the
+ * monitor answers with an error, which KVM turns into #GP when it finishes
+ * the instruction at the next KVM_RUN, and a forced exit two instructions
+ * into the handler.  landmark_reach() finishes the WRMSR first (without
+ * running the guest); the #GP is queued only then, and must not be
+ * stepped.  Before this test, the check for a queued event came before
+ * that completion: a hostile guest recording (seed 10) replayed into
+ * "divergence at exit 17151: expected WRMSR 0x606 ..., got IN port 0x3fd",
+ * its #GP handler having trapped on the stepped flag after its IRETQ.
+ */
+static void test_forced_exit_after_msr_fault(void **st)
+{
+	(void)st;
+	static struct vm rec, rep;
+	struct kvm_regs regs;
+	uint64_t target, hash;
+	char err[512];
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		skip();
+	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	/* Main code: mov ecx, 0x11; wrmsr; hlt.  #GP's handler at 0:0x2000:
+	 * nop, nop, hlt. */
+	static const uint8_t code[] = { 0x66, 0xb9, 0x11, 0x00, 0x00, 0x00, 0x0f, 0x30, 0xf4 };
+	memcpy(ram + CODE, code, sizeof(code));
+	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
+	memcpy(ram + 0x2000, handler, sizeof(handler));
+	ram[13 * 4] = 0x00;
+	ram[13 * 4 + 1] = 0x20; /* IP 0x2000 */
+	memcpy(ram2, ram, RAM_SIZE);
+
+	struct vm *vms[2] = { &rec, &rep };
+	for (int i = 0; i < 2; i++) {
+		if (real_mode_vm(vms[i], i ? ram2 : ram, CODE, 0x2))
+			skip();
+		if (kvm_setup_msr_filter(&vms[i]->kvm, MSR_POLICY_2, err, sizeof(err)))
+			fail_msg("%s", err);
+		/* To the WRMSR's exit, answered with an error (#GP). */
+		assert_int_equal(ioctl(vms[i]->kvm.vcpu_fd, KVM_RUN, 0), 0);
+		assert_int_equal(vms[i]->kvm.run->exit_reason, KVM_EXIT_X86_WRMSR);
+		assert_int_equal(vms[i]->kvm.run->msr.index, 0x11);
+		vms[i]->kvm.run->msr.error = 1;
+	}
+	/* Record: on to a breakpoint on the handler's second nop. */
+	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
+	/* The pushed FLAGS (at SS:SP + 4): no TF. */
+	uint16_t flags;
+	memcpy(&flags, ram + regs.rsp + 4, 2);
+	assert_int_equal(flags & 0x100, 0);
+
+	/* Replay: the same, reached by landmark_reach. */
+	struct landmark_ctl c;
+	reach(&rep, &c, LANDMARK_FAST, target, 0x2001, hash);
+	assert_memory_equal(ram2 + 0x7000, ram + 0x7000, 0x1000); /* the stack: no trap flag */
+	expect_hlt(&rep, 0x2003);
+	kvm_close(&rec.kvm);
+	kvm_close(&rep.kvm);
+}
+
+/*
+ * An instruction that faults while it is single-stepped: KVM delivers the
+ * fault on the stepped entry, so the FLAGS image it pushes holds the
+ * step's trap flag, and the handler's IRET would trap (#DB) where the
+ * recording ran on.  landmark_reach() clears it, as for a PUSHF.  Here a
+ * RDMSR of an MSR KVM does not know (#GP, raised in the kernel: no exit),
+ * and a forced exit at the #GP handler's second instruction, which
+ * LANDMARK_STEP reaches by stepping alone.  Found with a hostile guest
+ * (seed 20) whose replay printed an unexpected #DB ("expected RDMSR
+ * 0x40000015, got IN port 0x3fd").
+ */
+static void set_rcx(struct vm *vm, uint64_t v)
+{
+	struct kvm_regs regs;
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, &regs), 0);
+	regs.rcx = v;
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_SET_REGS, &regs), 0);
+}
+
+static void test_step_over_fault(void **st)
+{
+	(void)st;
+	static struct vm rec, rep;
+	struct kvm_regs regs;
+	uint64_t target, hash;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		skip();
+	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	/* rdmsr (ECX 0x7ffffff0: no MSR); hlt.  #GP at 0:0x2000: nop, nop, hlt. */
+	static const uint8_t code[] = { 0x0f, 0x32, 0xf4 };
+	memcpy(ram + CODE, code, sizeof(code));
+	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
+	memcpy(ram + 0x2000, handler, sizeof(handler));
+	ram[13 * 4 + 1] = 0x20; /* IP 0x2000, CS 0 */
+	memcpy(ram2, ram, RAM_SIZE);
+
+	if (real_mode_vm(&rec, ram, CODE, 0x2))
+		skip();
+	set_rcx(&rec, 0x7ffffff0);
+	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
+	uint16_t flags;
+	memcpy(&flags, ram + regs.rsp + 4, 2);
+	assert_int_equal(flags & 0x100, 0);
+
+	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x2), 0);
+	set_rcx(&rep, 0x7ffffff0);
+	struct landmark_ctl c;
+	reach(&rep, &c, LANDMARK_STEP, target, 0x2001, hash);
+	assert_true(c.steps >= 1);
+	print_message("stepped over the fault: %" PRIu64 " exception frames cleared of the trap flag\n",
+		      c.fault_frames_fixed);
+	assert_memory_equal(ram2 + 0x7000, ram + 0x7000, 0x1000); /* the stack: no trap flag */
+	expect_hlt(&rep, 0x2003);
+	kvm_close(&rec.kvm);
+	kvm_close(&rep.kvm);
+}
+
 static void test_forced_exit_after_in(void **st)
 {
 	(void)st;
@@ -326,6 +444,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forced_exit_after_in),
 		cmocka_unit_test(test_forced_exit_after_injection),
+		cmocka_unit_test(test_forced_exit_after_msr_fault),
+		cmocka_unit_test(test_step_over_fault),
 		cmocka_unit_test(test_fix_pushf),
 		cmocka_unit_test(test_step_over_pushf_and_int),
 	};
