@@ -238,6 +238,9 @@ int cmd_record(int argc, char **argv)
 			" frames, %" PRIu64 " bytes (%.2f bytes/exit), progress counter %s\n",
 			out_path, st.events, rec.landmarks, st.frames, st.file_bytes,
 			vm.stats.exits ? (double)st.file_bytes / (double)vm.stats.exits : 0.0, progress_name(progress));
+		if (vm.stats.async_put_off)
+			fprintf(stderr, "detvm: %" PRIu64 " kicks found an exception in flight: their forced exits were "
+				"put off until it was delivered\n", vm.stats.async_put_off);
 	}
 	vm_destroy(&vm);
 	if (db)

@@ -114,6 +114,7 @@ struct vm_stats {
 	uint64_t exits;                 /* synchronous exits (the ordinal) */
 	uint64_t by_kind[VMX_NKINDS];
 	uint64_t async_exits;           /* signals and interrupt windows */
+	uint64_t async_put_off;         /* of those, recording with an exception in flight */
 	uint64_t injections;
 	uint64_t halts_waited;
 	double seconds;
@@ -145,6 +146,13 @@ struct vm {
 	 */
 	bool between_exits;
 	bool stop_wait_reported;  /* "stopping at the guest's next exit" was said */
+	/*
+	 * Recording: consecutive asynchronous exits that stopped the guest
+	 * with an exception in flight (raised, not yet delivered), a point a
+	 * replay cannot stop at.  Nothing is recorded there; the guest runs
+	 * on to a kick VM_KICK_RETRY_NS later (vm.c, after_async_exit).
+	 */
+	unsigned kick_retries;
 	int console_open;        /* console input may still arrive */
 	int (*console_open_fn)(void *ctx);
 	void *console_ctx;
