@@ -240,21 +240,36 @@ static int access_linear(struct vm *vm, struct code_view *cv, uint64_t lin, void
 }
 
 /*
- * The instruction the vCPU executes next: its kind (insn_peek.h), RIP and
- * length.  INSN_OTHER when its bytes cannot be read (not mapped: it will
- * fault, which no look at its bytes can help with).
+ * The instruction the vCPU executes next, at regs->rip: its kind
+ * (insn_peek.h) and length.  INSN_OTHER when its bytes cannot be read (not
+ * mapped: it will fault, which no look at its bytes can help with).
  */
-static enum insn_kind next_insn(struct vm *vm, struct code_view *cv, uint64_t *rip, size_t *len)
+static enum insn_kind next_insn(struct vm *vm, struct code_view *cv, const struct kvm_regs *regs,
+				const struct kvm_sregs *sregs, size_t *len)
 {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
 	uint8_t b[INSN_MAX_LEN];
-
-	if (view_regs(vm, cv, &regs, &sregs))
-		return INSN_OTHER;
-	*rip = regs.rip;
-	int got = access_linear(vm, cv, linear(&sregs, &sregs.cs, regs.rip), b, sizeof(b), false);
+	int got = access_linear(vm, cv, linear(sregs, &sregs->cs, regs->rip), b, sizeof(b), false);
 	return got > 0 ? insn_peek(b, (size_t)got, len) : INSN_OTHER;
+}
+
+/*
+ * Clear the trap flag (bit 8) of a flags image whose second byte is at
+ * linear address `at`, found there through the approach's translations.
+ * Before writing guest memory, translate afresh (a translation kept from
+ * earlier in the approach may be stale) and look again.  1 if cleared, 0
+ * if the fresh look finds no flag, -1 if the byte cannot be read or
+ * written.
+ */
+static int clear_trap_flag(struct vm *vm, struct code_view *cv, uint64_t at)
+{
+	uint8_t b;
+	cv->npages = cv->next = 0;
+	if (access_linear(vm, cv, at, &b, 1, false) != 1)
+		return -1;
+	if (!(b & 1))
+		return 0;
+	b &= (uint8_t)~1u;
+	return access_linear(vm, cv, at, &b, 1, true) == 1 ? 1 : -1;
 }
 
 /*
@@ -283,15 +298,7 @@ static int fix_pushf(struct vm *vm, struct code_view *cv, uint64_t rip, size_t l
 		return -1;
 	if (!(hi & 1))
 		return 0;
-	/* Before writing guest memory, translate afresh: a translation kept
-	 * from earlier in the approach may be stale. */
-	cv->npages = cv->next = 0;
-	if (access_linear(vm, cv, at, &hi, 1, false) != 1)
-		return -1;
-	if (!(hi & 1))
-		return 0;
-	hi &= (uint8_t)~1u;
-	return access_linear(vm, cv, at, &hi, 1, true) == 1 ? 1 : -1;
+	return clear_trap_flag(vm, cv, at);
 }
 
 /*
@@ -343,14 +350,7 @@ static int fix_fault_frame(struct vm *vm, struct code_view *cv, const struct kvm
 			continue;
 		if (!(slot[2] & tf))
 			return 0;
-		/* Translate afresh before writing, as fix_pushf does. */
-		uint8_t b;
-		uint64_t flags_at = lo + at + 2 * w + 1;  /* TF is bit 0 of the second byte */
-		cv->npages = cv->next = 0;
-		if (access_linear(vm, cv, flags_at, &b, 1, false) != 1)
-			return -1;
-		b &= (uint8_t)~1u;
-		return access_linear(vm, cv, flags_at, &b, 1, true) == 1 ? 1 : -1;
+		return clear_trap_flag(vm, cv, lo + at + 2 * w + 1);
 	}
 	return 0;
 }
@@ -624,8 +624,16 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		enum insn_kind next = INSN_OTHER;
 		uint64_t next_rip = 0;
 		size_t next_len = 0;
-		if (!ns && !queued)
-			next = next_insn(vm, &cv, &next_rip, &next_len);
+		/* The registers before a step or breakpoint run: what the next
+		 * instruction is decoded with, and what the frame of a fault
+		 * within a step would hold. */
+		struct kvm_regs pre;
+		struct kvm_sregs psr;
+		bool have_pre = !ns && !queued && view_regs(vm, &cv, &pre, &psr) == 0;
+		if (have_pre) {
+			next_rip = pre.rip;
+			next = next_insn(vm, &cv, &pre, &psr, &next_len);
+		}
 		if (ns) {
 			want = 0;
 		} else if (queued ||
@@ -672,10 +680,6 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			rc = LANDMARK_ERROR;
 			goto out;
 		}
-		/* Before a step: the registers a fault's frame would hold. */
-		struct kvm_regs pre;
-		struct kvm_sregs psr;
-		bool have_pre = (want & KVM_GUESTDBG_SINGLESTEP) && view_regs(vm, &cv, &pre, &psr) == 0;
 		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
 		int run_errno = errno; /* the calls below may change errno */
@@ -755,7 +759,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 				goto out;
 			}
 			c->pushf_fixed += (uint64_t)f;
-		} else if (run->exit_reason == KVM_EXIT_DEBUG && have_pre) {
+		} else if (run->exit_reason == KVM_EXIT_DEBUG && have_pre && (want & KVM_GUESTDBG_SINGLESTEP)) {
 			int f = fix_fault_frame(vm, &cv, &pre, &psr);
 			if (f < 0) {
 				snprintf(err, errlen, "cannot reach the stack to check for an exception frame after the "

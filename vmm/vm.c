@@ -674,10 +674,11 @@ static void after_async_exit(struct vm *vm, struct kvm_run *run)
 	if (vm->defer_async)
 		return;
 	/* Only a recorder writes forced exits (async_exit is its hook). */
-	if (vm->hooks.async_exit && !landmark_point(vm))
-		return;
-	if (vm->hooks.async_exit)
+	if (vm->hooks.async_exit) {
+		if (!landmark_point(vm))
+			return;
 		vm->hooks.async_exit(vm->hooks.ctx, vm);
+	}
 	async_phase(vm, run, false);
 	if (vm->hooks.async_done)
 		vm->hooks.async_done(vm->hooks.ctx, vm);

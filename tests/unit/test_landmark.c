@@ -40,6 +40,16 @@ static uint8_t *fresh_ram(int i)
 	return rams[i];
 }
 
+/* Vector `vec`'s real-mode handler: `code` at 0:HANDLER, and its IVT
+ * entry (the RAM is fresh: the entry's CS and the rest are 0). */
+#define HANDLER 0x2000
+static void set_handler(uint8_t *ram, unsigned vec, const uint8_t *code, size_t len)
+{
+	memcpy(ram + HANDLER, code, len);
+	ram[vec * 4] = HANDLER & 0xff;
+	ram[vec * 4 + 1] = HANDLER >> 8;
+}
+
 /* A real-mode vCPU on `ram` at CS:IP 0:ip, with `rflags`, SS:SP 0:0x8000.
  * -1 (and nothing to close) if there is no insn_emulation counter. */
 static int real_mode_vm(struct vm *vm, uint8_t *ram, uint16_t ip, uint64_t rflags)
@@ -147,11 +157,7 @@ static void test_forced_exit_after_injection(void **st)
 	memset(ram + CODE, 0x90, 16);
 	ram[CODE + 16] = 0xf4;
 	static const uint8_t handler[] = { 0x90, 0x90, 0xcf };
-	memcpy(ram + 0x2000, handler, sizeof(handler));
-	ram[0x20 * 4] = 0x00;
-	ram[0x20 * 4 + 1] = 0x20; /* IP 0x2000 */
-	ram[0x20 * 4 + 2] = 0;
-	ram[0x20 * 4 + 3] = 0;    /* CS 0 */
+	set_handler(ram, 0x20, handler, sizeof(handler));
 	memcpy(ram2, ram, RAM_SIZE);
 
 	/* Record: inject, run to a breakpoint on the handler's second nop. */
@@ -203,9 +209,7 @@ static void test_forced_exit_after_msr_fault(void **st)
 	static const uint8_t code[] = { 0x66, 0xb9, 0x11, 0x00, 0x00, 0x00, 0x0f, 0x30, 0xf4 };
 	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
-	memcpy(ram + 0x2000, handler, sizeof(handler));
-	ram[13 * 4] = 0x00;
-	ram[13 * 4 + 1] = 0x20; /* IP 0x2000 */
+	set_handler(ram, 13, handler, sizeof(handler));
 	memcpy(ram2, ram, RAM_SIZE);
 
 	struct vm *vms[2] = { &rec, &rep };
@@ -269,8 +273,7 @@ static void test_step_over_fault(void **st)
 	static const uint8_t code[] = { 0x0f, 0x32, 0xf4 };
 	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
-	memcpy(ram + 0x2000, handler, sizeof(handler));
-	ram[13 * 4 + 1] = 0x20; /* IP 0x2000, CS 0 */
+	set_handler(ram, 13, handler, sizeof(handler));
 	memcpy(ram2, ram, RAM_SIZE);
 
 	if (real_mode_vm(&rec, ram, CODE, 0x2))
@@ -409,8 +412,7 @@ static void test_step_over_pushf_and_int(void **st)
 	static const uint8_t code[] = { 0x90, 0x9c, 0x90, 0xcd, 0x21, 0x90, 0x90, 0xf4 };
 	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xcf };
-	memcpy(ram + 0x2000, handler, sizeof(handler));
-	ram[0x21 * 4 + 1] = 0x20; /* IP 0x2000, CS 0 */
+	set_handler(ram, 0x21, handler, sizeof(handler));
 	memcpy(ram2, ram, RAM_SIZE);
 
 	/* Record: run freely to a breakpoint on the forced exit's RIP. */
