@@ -39,8 +39,8 @@ static void print_landmark_stats(const struct replay_session *s)
 	if (!c->reached && !c->overshoots)
 		return;
 	fprintf(stderr, "detvm replay: %" PRIu64 " forced exits reached in %.3f s (%" PRIu64 " timed runs, %" PRIu64
-		" single steps, %" PRIu64 " overshoots rewound)\n", c->reached, (double)c->ns / 1e9, c->runs, c->steps,
-		c->overshoots);
+		" single steps, %" PRIu64 " breakpoint runs, %" PRIu64 " overshoots rewound)\n", c->reached,
+		(double)c->ns / 1e9, c->runs, c->steps, c->bp_runs, c->overshoots);
 	if (c->runs_over || c->pushf_fixed || c->fault_frames_fixed)
 		fprintf(stderr, "detvm replay: stepping: %" PRIu64 " INT instructions run over to a breakpoint, %" PRIu64
 			" PUSHF images and %" PRIu64 " exception frames cleared of the step's trap flag\n", c->runs_over,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <xxhash.h>
 
 #include "vmm/nd_live.h"
 #include "vmm/vcpu_state.h"
@@ -58,6 +59,25 @@
  * that a guest that never reaches the RIP cannot run on for ever.
  */
 #define BP_BACKSTOP_NS 50000
+
+/*
+ * The last instructions, run to a hardware breakpoint on the recorded RIP
+ * rather than stepped one by one, where that RIP does not recur soon.  A
+ * step costs about 12 us here; a breakpoint run costs about one step, the
+ * guest's time for what it runs (about 1.25 us an instruction) and a look
+ * at the events KVM holds (any vCPU ioctl: 6-9 us).  It stops at the next
+ * pass of the RIP: the target if the RIP does not recur before it, else an
+ * earlier pass, from which a step moves off the breakpoint (RF does not
+ * resume past one on these hosts) and another run follows.  So it pays where the
+ * passes are far apart (spin's loop: 15 instructions) and not where they
+ * are close (memloop's loops: 2 and 3, where every run would stop a pass
+ * early and add two KVM_SET_GUEST_DEBUGs): how far apart they are is
+ * learned per RIP, from two passes seen in one approach, and a RIP whose
+ * passes come fewer than BP_MIN_PERIOD instructions apart is stepped to.
+ * Fewer than BP_MIN_REM instructions are stepped in any case.
+ */
+#define BP_MIN_REM    4
+#define BP_MIN_PERIOD 8
 
 /*
  * Short rounds, within SHORT_REM instructions of the target.  A round
@@ -491,6 +511,31 @@ static uint64_t free_run_ns(const struct landmark_ctl *c, enum landmark_care car
 	return 0;
 }
 
+static unsigned recur_slot(uint64_t rip)
+{
+	return (unsigned)((rip ^ rip >> 7 ^ rip >> 17) % LANDMARK_RECUR_N);
+}
+
+/* Whether the `rem` instructions left to the recorded `rip` are better run
+ * to a breakpoint on it than stepped (see BP_MIN_PERIOD). */
+static bool bp_worth(const struct landmark_ctl *c, uint64_t rip, uint64_t rem)
+{
+	unsigned i = recur_slot(rip);
+	if (rem < BP_MIN_REM)
+		return false;
+	return c->recur[i].rip != rip || !c->recur[i].period || c->recur[i].period >= BP_MIN_PERIOD;
+}
+
+/* Two passes of `rip` were seen `period` instructions apart. */
+static void bp_learn(struct landmark_ctl *c, uint64_t rip, uint64_t period)
+{
+	unsigned i = recur_slot(rip);
+	if (c->recur[i].rip != rip || !c->recur[i].period || period < c->recur[i].period) {
+		c->recur[i].rip = rip;
+		c->recur[i].period = period;
+	}
+}
+
 /* Count an overshoot; a FAST one widens the short rounds' margin. */
 static int overshot(struct landmark_ctl *c, enum landmark_care care)
 {
@@ -547,8 +592,12 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	uint32_t valid_regs = run->kvm_valid_regs;
 	bool free_ran = false;   /* a free run since the last step */
 	bool bp_ran = false;     /* the last run was to the breakpoint */
-	bool queued;             /* an event to deliver at the next entry */
+	/* An event to deliver at the next entry; asked of KVM (an ioctl, about
+	 * 9 us here) only before a move that could be a step, not before a
+	 * timed run, which runs the guest as it is. */
+	bool queued = false, queued_unknown = true;
 	uint64_t local_ps = 0;   /* speed measured on the way to this landmark */
+	uint64_t last_pass = 0;  /* counter at the last early pass of the RIP + 1 (0: none) */
 	bool fault = test_fault(c, care);
 
 	/*
@@ -563,10 +612,10 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		rc = LANDMARK_ERROR;
 		goto out;
 	}
-	/* Only now: finishing a WRMSR or RDMSR the monitor refused is what
-	 * queues its #GP (a hostile guest's replay stepped that #GP's
-	 * delivery when this was asked first; test_landmark.c). */
-	queued = event_queued(vm);
+	/* Only now may `queued` be asked: finishing a WRMSR or RDMSR the
+	 * monitor refused is what queues its #GP (a hostile guest's replay
+	 * stepped that #GP's delivery when this was asked first;
+	 * test_landmark.c). */
 	if (sync_regs_supported(vm))
 		run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
 	if (!slack_set) {
@@ -621,6 +670,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		uint64_t ns = free_run_ns(c, care, rem, local_ps, &short_round);
 		uint32_t want;
 		uint64_t backstop = 0, want_bp[2] = { 0, 0 };
+		bool bp_rest = false;    /* a run to the breakpoint instead of steps */
 		enum insn_kind next = INSN_OTHER;
 		uint64_t next_rip = 0;
 		size_t next_len = 0;
@@ -629,6 +679,10 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		 * within a step would hold. */
 		struct kvm_regs pre;
 		struct kvm_sregs psr;
+		if (!ns && queued_unknown) {
+			queued = event_queued(vm);
+			queued_unknown = false;
+		}
 		bool have_pre = !ns && !queued && view_regs(vm, &cv, &pre, &psr) == 0;
 		if (have_pre) {
 			next_rip = pre.rip;
@@ -641,6 +695,13 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
 			want_bp[0] = rip;
 			backstop = BP_BACKSTOP_NS + rem * CAREFUL_NS_PER_INSN;
+		} else if (care != LANDMARK_STEP && have_pre && pre.rip != rip && bp_worth(c, rip, rem)) {
+			/* The rest to a breakpoint (BP_MIN_PERIOD); not from the
+			 * RIP itself, where it would stop before moving. */
+			want = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+			want_bp[0] = linear(&psr, &psr.cs, rip);
+			backstop = BP_BACKSTOP_NS + rem * CAREFUL_NS_PER_INSN;
+			bp_rest = true;
 		} else if (next == INSN_SOFT_INT) {
 			/*
 			 * Over it to a breakpoint after it, where the handler
@@ -683,7 +744,8 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
 		int run_errno = errno; /* the calls below may change errno */
-		cv.regs_fresh = run->kvm_valid_regs != 0;
+		cv.regs_fresh = (run->kvm_valid_regs & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
+				(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
 		uint64_t t1 = nd_host_mono_ns();
 		run->immediate_exit = 0;
 		bp_ran = backstop != 0;
@@ -717,9 +779,24 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 						local_ps = ps;
 				}
 			}
+		} else if (backstop) {
+			free_ran = false;
+			c->bp_runs++;
 		} else {
 			free_ran = false;
-			c->steps++; /* a breakpoint run stands for a step */
+			c->steps++;
+		}
+		/* Stopped by the breakpoint short of the target: a pass of the
+		 * RIP before the recorded one.  Two such passes in a row tell how
+		 * far apart they come. */
+		if (bp_rest && r == 0 && run->exit_reason == KVM_EXIT_DEBUG) {
+			uint64_t at;
+			if (vm_progress(vm, &at) == 0 && at < target) {
+				c->bp_early++;
+				if (last_pass && at >= last_pass)
+					bp_learn(c, rip, at + 1 - last_pass);
+				last_pass = at + 1;
+			}
 		}
 		/*
 		 * A run the timer or a breakpoint ended can stop where an
@@ -735,7 +812,7 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		 * forced exit").
 		 */
 		if (queued || ns || backstop)
-			queued = event_queued(vm);
+			queued_unknown = true;
 		if (r < 0) {
 			if (run_errno == EINTR || run_errno == EAGAIN) {
 				if (vm_stop_requested) {
@@ -793,7 +870,12 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	}
 	struct kvm_regs regs;
 	uint64_t h;
-	if (vm_regs(vm, &regs, &h)) {
+	if (cv.regs_fresh) {
+		/* The same struct KVM_GET_REGS fills (no padding), hashed
+		 * as vm_regs() does: an ioctl saved. */
+		regs = run->s.regs.regs;
+		h = XXH3_64bits(&regs, sizeof(regs));
+	} else if (vm_regs(vm, &regs, &h)) {
 		snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
 		rc = LANDMARK_ERROR;
 		goto out;

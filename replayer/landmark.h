@@ -10,7 +10,9 @@
  * How (measured on these hosts, see docs/design.md "Record and replay"):
  * let the guest run freely under a one-shot host timer aimed at a point a
  * little before the target, read the counter when the timer stops it, and
- * repeat; single-step the last few instructions.
+ * repeat; cover the last few instructions by runs to a hardware breakpoint
+ * on the recorded RIP where its passes come far enough apart (learned per
+ * RIP, landmark.c BP_MIN_PERIOD), else by single steps.
  *
  * Tried and dropped: a thread of our own on the other CPU that reads the
  * counter (pread of the stats fd, about 0.7 us a read) and sends the kick
@@ -63,7 +65,8 @@
  *                     ever measured here (400 ns an instruction), step the
  *                     last <= 1000 (a timer would have to fire milliseconds
  *                     late to overshoot)
- *   LANDMARK_STEP     single-step all the way: cannot overshoot
+ *   LANDMARK_STEP     single-step all the way (breakpoint runs only for
+ *                     the moves above that are no steps): cannot overshoot
  * Passing the target while single-stepping is a divergence.
  */
 #ifndef DETVM_LANDMARK_H
@@ -85,6 +88,8 @@ enum landmark_result {
 
 /* Short rounds: how many recent prediction errors the margin looks at. */
 #define LANDMARK_RESID_N 64
+/* Breakpoint runs: how many RIPs' recurrence is remembered. */
+#define LANDMARK_RECUR_N 64
 
 /* What the approach learns and counts; zero it once per replay. */
 struct landmark_ctl {
@@ -102,9 +107,14 @@ struct landmark_ctl {
 	unsigned nrecent, irecent;
 	uint64_t margin_extra;               /* added after each overshoot of a short round */
 	unsigned slow_rounds;                /* slowed-down rounds in a row, kept out of the fit */
+	/* Per recorded RIP (direct-mapped): the fewest instructions seen
+	 * between two passes of it, 0 if not seen; see landmark.c, bp_worth. */
+	struct { uint64_t rip; uint64_t period; } recur[LANDMARK_RECUR_N];
 	uint64_t reached;        /* landmarks reached */
 	uint64_t runs;           /* free-running rounds (each ended by the host timer) */
-	uint64_t steps;          /* single steps (and breakpoint runs standing for one) */
+	uint64_t steps;          /* single steps */
+	uint64_t bp_runs;        /* runs to a hardware breakpoint on the recorded RIP instead */
+	uint64_t bp_early;       /* of those, stopped at an earlier pass of the RIP */
 	uint64_t runs_over;      /* of those, runs over an INT instead of a step (insn_peek.h) */
 	uint64_t pushf_fixed;    /* stepped PUSHFs whose image had the step's trap flag, cleared */
 	uint64_t fault_frames_fixed; /* likewise, frames of faults delivered within a step */

@@ -77,6 +77,20 @@ for g in spin memloop; do
 		fi
 	done
 done
+# spin's loop is 15 instructions long: its last instructions before a
+# forced exit are run to a breakpoint on the recorded RIP, with a step off
+# each earlier pass of it, not stepped one by one (18-32 steps a forced exit
+# before; at most about 8 early passes even with the widest margin).
+for i in 1 2 3; do
+	bp=$(sed -n 's/.*single steps, \([0-9]*\) breakpoint runs.*/\1/p' "$TMP/spin.rep$i.err")
+	st=$(sed -n 's/.*forced exits reached in .* timed runs, \([0-9]*\) single steps.*/\1/p' "$TMP/spin.rep$i.err")
+	n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/spin.rep$i.err")
+	if [ "${bp:-0}" -gt 0 ] && [ -n "$st" ] && [ "${n:-0}" -gt 0 ] && [ "$st" -lt $((n * 12)) ]; then
+		ok "spin replay #$i: $bp breakpoint runs and $st single steps for $n forced exits (< 12 each)"
+	else
+		bad "spin replay #$i: breakpoint runs, under 12 single steps a forced exit" "$bp runs, $st steps, $n forced exits"
+	fi
+done
 # memloop.k=1: almost only its 1 kHz phase, whose forced exits are about 800
 # instructions apart.  Replay once stepped all of those until it had timed
 # 8 rounds, which it then never did: 206,000 single steps for 324 exits.
