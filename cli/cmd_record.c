@@ -19,7 +19,9 @@ static const char record_help[] =
 	"  -o, --output REC     the recording to create (required)\n"
 	"  --force              overwrite an existing recording REC\n"
 	"  --digest-interval N  exits between register+memory digests (default 100000; 0: only at the end)\n"
-	"  --landmark-bound MS  longest exit-free run while console input may be pending (default 5)\n"
+	"  --landmark-bound MS  how long an expired timer or console input may wait for the\n"
+	"                       guest's next exit before a forced exit delivers it (default 1;\n"
+	"                       0: every timer at its deadline, at a forced exit if need be)\n"
 	"  --frame-bytes N      uncompressed bytes per trace frame (default 65536; 256..8388608)\n"
 	"  --checkpoint-ms MS   a checkpoint whenever replaying from the last one would take\n"
 	"                       about MS ms (default 250; 0: off), so that 'replay --to' and\n"
@@ -68,7 +70,7 @@ int cmd_record(int argc, char **argv)
 	struct run_opts o = { .vm.mem_size = VM_MEM_DEFAULT };
 	const char *out_path = NULL;
 	bool force = false;
-	uint64_t digest_interval = RECORD_DIGEST_INTERVAL, bound_ms = RECORD_LANDMARK_BOUND / 1000000;
+	uint64_t digest_interval = RECORD_DIGEST_INTERVAL, bound_ms = VM_KICK_BOUND_DEFAULT_NS / 1000000;
 	uint64_t frame_bytes = 0;
 	uint64_t ckpt_ms = RECORD_CKPT_NS / 1000000, ckpt_exits = RECORD_CKPT_EXITS;
 	bool checkpoints = true;
@@ -98,7 +100,7 @@ int cmd_record(int argc, char **argv)
 		} else if (strcmp(a, "--no-checkpoints") == 0) {
 			checkpoints = false;
 		} else if (strcmp(a, "--landmark-bound") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 1, 10000, &bound_ms))
+			if (parse_number(a, argv[++i], 0, 10000, &bound_ms))
 				return 2;
 		} else {
 			int r = run_opt_parse(&o, argc, argv, &i);

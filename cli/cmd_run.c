@@ -10,6 +10,9 @@ static const char run_help[] =
 	"usage: detvm run --kernel FILE [options]\n"
 	"Run a guest under KVM with every device in userspace.  Nothing is recorded.\n\n"
 	"%s"
+	"  --landmark-bound MS  how long an expired timer or console input may wait for the\n"
+	"                       guest's next exit before the guest is interrupted to take it\n"
+	"                       (default 1, as 'detvm record'; 0: every timer at its deadline)\n"
 	"\nExit status:\n"
 	"  0    the guest powered off (ACPI PM1a SLP_EN, port 0x604)\n"
 	"  odd  the guest wrote V to the debug-exit port 0xf4: status (V << 1) | 1, as QEMU\n"
@@ -29,10 +32,20 @@ static int live_console(void *ctx)
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { .vm.mem_size = VM_MEM_DEFAULT };
+	uint64_t bound_ms = VM_KICK_BOUND_DEFAULT_NS / 1000000;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			printf(run_help, run_opts_help);
 			return 0;
+		}
+		if (strcmp(argv[i], "--landmark-bound") == 0 && i + 1 < argc) {
+			int r = cli_parse_u64(argv[++i], 0, 10000, &bound_ms);
+			if (r) {
+				fprintf(stderr, "detvm run: --landmark-bound %s: %s\n", argv[i],
+					r == -1 ? "not a whole number" : "expected 0..10000");
+				return 2;
+			}
+			continue;
 		}
 		int r = run_opt_parse(&o, argc, argv, &i);
 		if (r < 0)
@@ -60,6 +73,7 @@ int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	vm.host_timer = true;
+	vm.kick_bound_ns = bound_ms * 1000000;
 	vm.timer_base_mono_ns = live.start_mono_ns;
 	vm.console_open_fn = live_console;
 	vm.console_ctx = &live;

@@ -22,7 +22,6 @@
 #include "vmm/vm.h"
 
 #define RECORD_DIGEST_INTERVAL  100000ULL   /* exits between DIGEST events */
-#define RECORD_LANDMARK_BOUND   5000000ULL  /* ns: longest exit-free run while input may be pending */
 #define RECORD_FLUSH_NS         100000000ULL  /* close a frame after 100 ms once ... */
 #define RECORD_FLUSH_MIN_BYTES  4096          /* ... this much is pending, */
 #define RECORD_FLUSH_MAX_NS     1000000000ULL /* and after 1 s whatever is pending */

@@ -814,6 +814,13 @@ int vm_run(struct vm *vm)
 			vm->timer_armed = false;
 		} else if (vm->host_timer) {
 			bool has = vtimer_next(&vm->plat.timers, &deadline);
+			/* An expired timer is handled at the guest's next exit
+			 * (the asynchronous phase after every exit polls the
+			 * timers); the guest is kicked only if it runs that long
+			 * past the deadline without one (kick_bound_ns). */
+			if (has)
+				deadline = deadline > UINT64_MAX - vm->kick_bound_ns ? UINT64_MAX
+										      : deadline + vm->kick_bound_ns;
 			if (vm->kick_bound_ns && vm->console_open_fn && vm->console_open_fn(vm->console_ctx)) {
 				/* Input may arrive while the guest runs without
 				 * exits: look at least every kick_bound_ns. */

@@ -48,8 +48,9 @@ rr_guest dirty --append "dirty.rounds=5"
 rr_guest flags
 rr_guest pvclock
 rr_guest hostile --disk "$TMP/rr-disk.img"
-# Seed 20 programs a fast timer: thousands of forced exits, many of them
-# at its faulting MSR accesses.  Its recordings failed to replay before
+# Seed 20 programs a fast timer: with --landmark-bound 0 (every timer at
+# its deadline) thousands of forced exits, many of them at its faulting MSR
+# accesses.  Its recordings failed to replay before
 # the recorder put off forced exits with an exception in flight ("registers
 # at the forced exit (RIP 0x10374b) differ", RFLAGS.RF alone) and before
 # the replay cleared the trap flag from the frame of a fault delivered
@@ -58,7 +59,18 @@ rr_guest hostile --disk "$TMP/rr-disk.img"
 # 3 of 10 replays of one recording.  Where the kicks land varies, so
 # this catches such a regression often, not always.
 truncate -s 1M "$TMP/rr-disk20.img"
-rr_guest hostile20:hostile --disk "$TMP/rr-disk20.img" --append "hostile.seed=20"
+rr_guest hostile20:hostile --disk "$TMP/rr-disk20.img" --append "hostile.seed=20" --landmark-bound 0
+# With the default bound (1 ms) its expired timers wait for its next exit,
+# which comes within microseconds: few forced exits (193 against 2,451 in
+# one measurement), and its replay is exact too.
+rr_guest hostile20b:hostile --disk "$TMP/rr-disk20.img" --append "hostile.seed=20"
+n0=$(sed -n 's/.* \([0-9]*\) landmarks,.*/\1/p' "$TMP/hostile20.rec.err")
+n1=$(sed -n 's/.* \([0-9]*\) landmarks,.*/\1/p' "$TMP/hostile20b.rec.err")
+if [ "${n0:-0}" -gt 0 ] && [ -n "$n1" ] && [ $((n1 * 4)) -lt "$n0" ]; then
+	ok "hostile seed 20: $n1 forced exits with the default bound, $n0 with --landmark-bound 0"
+else
+	bad "hostile seed 20: the default bound needs under a quarter of the forced exits of --landmark-bound 0" "$n1 against $n0"
+fi
 
 # spin and memloop must have needed forced exits, reached exactly.
 for g in spin memloop; do
@@ -92,10 +104,10 @@ for i in 1 2 3; do
 	fi
 done
 # memloop.k=1: almost only its 1 kHz phase, whose forced exits are about 800
-# instructions apart.  Replay once stepped all of those until it had timed
+# instructions apart with every timer at its deadline (--landmark-bound 0).  Replay once stepped all of those until it had timed
 # 8 rounds, which it then never did: 206,000 single steps for 324 exits.
 rm -rf "$R-mlk"
-"$DETVM" record -o "$R-mlk" --kernel $G/memloop.elf --append "memloop.k=1" >"$TMP/mlk.out" 2>"$TMP/mlk.err" </dev/null
+"$DETVM" record -o "$R-mlk" --kernel $G/memloop.elf --append "memloop.k=1" --landmark-bound 0 >"$TMP/mlk.out" 2>"$TMP/mlk.err" </dev/null
 "$DETVM" replay "$R-mlk" >"$TMP/mlk-r.out" 2>"$TMP/mlk-r.err"; prc=$?
 st=$(sed -n 's/.*forced exits reached in .* timed runs, \([0-9]*\) single steps.*/\1/p' "$TMP/mlk-r.err")
 n=$(sed -n 's/.*exits (\([0-9]*\) forced).*/\1/p' "$TMP/mlk-r.err")
@@ -113,8 +125,10 @@ grep -q "detvm-disk-pattern" "$TMP/rr-disk.img" && bad "recording leaves the dis
 # next timer is due as soon as the woken guest runs, and its forced exit
 # comes within the interrupt handler, delivering nothing.  The replay read
 # that as a halted guest with nothing to wake it (3 of 3 such recordings).
+# Every timer at its deadline (--landmark-bound 0): with the default bound
+# the handler's own exits would take it, and no forced exit would come.
 rm -rf "$R-tkp"
-DETVM_PERTURB_US=25000 "$DETVM" record -o "$R-tkp" --kernel $G/ticks.elf --append "ticks=10" \
+DETVM_PERTURB_US=25000 "$DETVM" record -o "$R-tkp" --kernel $G/ticks.elf --append "ticks=10" --landmark-bound 0 \
 	>"$TMP/tkp.out" 2>"$TMP/tkp.err" </dev/null
 "$DETVM" replay "$R-tkp" >"$TMP/tkp-r.out" 2>"$TMP/tkp-r.err"; prc=$?
 nl=$(sed -n 's/.* \([0-9]*\) landmarks,.*/\1/p' "$TMP/tkp.err")
@@ -134,9 +148,10 @@ done
 # memloop.k=1 with delays before injections: many of its forced exits come
 # one or a few instructions after an injected interrupt.  Single-stepping
 # that delivery pushed the step's trap flag into the guest's interrupt
-# frame, and the replay diverged (3 of 3 such recordings).
+# frame, and the replay diverged (3 of 3 such recordings).  As then, every
+# timer at its deadline (--landmark-bound 0).
 rm -rf "$R-pml"
-DETVM_PERTURB_US=1500 "$DETVM" record -o "$R-pml" --kernel $G/memloop.elf --append "memloop.k=1" \
+DETVM_PERTURB_US=1500 "$DETVM" record -o "$R-pml" --kernel $G/memloop.elf --append "memloop.k=1" --landmark-bound 0 \
 	>"$TMP/pml.out" 2>"$TMP/pml.err" </dev/null
 kill $loadpid 2>/dev/null; wait $loadpid 2>/dev/null
 "$DETVM" replay "$R-pml" >"$TMP/pml-r.out" 2>"$TMP/pml-r.err"; prc=$?
@@ -198,6 +213,12 @@ for bad in "--frame-bytes +300:not a whole number" "--frame-bytes 100:expected 2
 	expect "record ${bad%%:*} is refused" 2 "" "record: ${bad%%:*}: ${bad#*:}"
 done
 [ -e "$R-badnum" ] && bad "a refused record option creates no recording" "$R-badnum exists" || ok "a refused record option creates no recording"
+"$DETVM" run --landmark-bound 10001 --kernel $G/hello.elf >/dev/null 2>"$TMP/bn.err"; RC=$?
+OUT=/dev/null; ERR=$TMP/bn.err
+expect "run --landmark-bound 10001 is refused" 2 "" "run: --landmark-bound 10001: expected 0..10000"
+"$DETVM" run --landmark-bound 0 --kernel $G/hello.elf >"$TMP/lb0.out" 2>"$TMP/bn.err"; RC=$?
+OUT=$TMP/lb0.out
+expect "run --landmark-bound 0 runs the guest" 1 "RESULT hello ok" ""
 "$DETVM" replay "$R-hello" --to " 5" >/dev/null 2>"$TMP/bn.err"; RC=$?; OUT=/dev/null; ERR=$TMP/bn.err
 expect "replay --to ' 5' is refused" 2 "" "not an exit ordinal"
 "$DETVM" replay "$R-hello" --to >/dev/null 2>"$TMP/bn.err"; RC=$?
