@@ -32,6 +32,9 @@ extern const char run_opts_help[];
  * out of range.  The caller prints the message, naming the option.
  */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* The same for option `opt` of `detvm CMD`: 0; -1 after saying on stderr
+ * what is wrong with `s` ("not a whole number", "expected MIN..MAX"). */
+int cli_option_u64(const char *cmd, const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Open serial input/output per the options; -1 with a message. */
 int open_serial(const struct run_opts *o, int *in_fd, FILE **out);

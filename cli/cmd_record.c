@@ -41,17 +41,6 @@ static int live_console(void *ctx)
 	return nd_live_console_open(ctx);
 }
 
-/* A whole decimal number in [min, max] for option `opt`; -1 with a message. */
-static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	int r = cli_parse_u64(s, min, max, out);
-	if (r == -1)
-		fprintf(stderr, "detvm record: %s %s: not a whole number\n", opt, s);
-	else if (r)
-		fprintf(stderr, "detvm record: %s %s: expected %" PRIu64 "..%" PRIu64 "\n", opt, s, min, max);
-	return r ? -1 : 0;
-}
-
 /*
  * The recording failed before its guest ran: remove what it created, so
  * that the next 'record -o' of the same name is not refused.  A recording
@@ -86,21 +75,21 @@ int cmd_record(int argc, char **argv)
 		} else if (strcmp(a, "--force") == 0) {
 			force = true;
 		} else if (strcmp(a, "--frame-bytes") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 256, 8u << 20, &frame_bytes))
+			if (cli_option_u64("record", a, argv[++i], 256, 8u << 20, &frame_bytes))
 				return 2;
 		} else if (strcmp(a, "--digest-interval") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 0, UINT64_MAX, &digest_interval))
+			if (cli_option_u64("record", a, argv[++i], 0, UINT64_MAX, &digest_interval))
 				return 2;
 		} else if (strcmp(a, "--checkpoint-ms") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 0, 3600000, &ckpt_ms))
+			if (cli_option_u64("record", a, argv[++i], 0, 3600000, &ckpt_ms))
 				return 2;
 		} else if (strcmp(a, "--checkpoint-exits") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 0, UINT64_MAX, &ckpt_exits))
+			if (cli_option_u64("record", a, argv[++i], 0, UINT64_MAX, &ckpt_exits))
 				return 2;
 		} else if (strcmp(a, "--no-checkpoints") == 0) {
 			checkpoints = false;
 		} else if (strcmp(a, "--landmark-bound") == 0 && i + 1 < argc) {
-			if (parse_number(a, argv[++i], 0, 10000, &bound_ms))
+			if (cli_option_u64("record", a, argv[++i], 0, 10000, &bound_ms))
 				return 2;
 		} else {
 			int r = run_opt_parse(&o, argc, argv, &i);

@@ -39,12 +39,9 @@ int cmd_run(int argc, char **argv)
 			return 0;
 		}
 		if (strcmp(argv[i], "--landmark-bound") == 0 && i + 1 < argc) {
-			int r = cli_parse_u64(argv[++i], 0, 10000, &bound_ms);
-			if (r) {
-				fprintf(stderr, "detvm run: --landmark-bound %s: %s\n", argv[i],
-					r == -1 ? "not a whole number" : "expected 0..10000");
+			if (cli_option_u64("run", argv[i], argv[i + 1], 0, 10000, &bound_ms))
 				return 2;
-			}
+			i++;
 			continue;
 		}
 		int r = run_opt_parse(&o, argc, argv, &i);

@@ -193,6 +193,16 @@ void print_summary(FILE *f, const struct vm *vm)
 		vm_exit_status(vm));
 }
 
+int cli_option_u64(const char *cmd, const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	int r = cli_parse_u64(s, min, max, out);
+	if (r == -1)
+		fprintf(stderr, "detvm %s: %s %s: not a whole number\n", cmd, opt, s);
+	else if (r)
+		fprintf(stderr, "detvm %s: %s %s: expected %" PRIu64 "..%" PRIu64 "\n", cmd, opt, s, min, max);
+	return r ? -1 : 0;
+}
+
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;

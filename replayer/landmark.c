@@ -152,10 +152,7 @@ static int regs_match(struct vm *vm, uint64_t rip, uint64_t regs_hash)
  */
 static bool event_queued(struct vm *vm)
 {
-	struct kvm_vcpu_events ev;
-	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return true;
-	return ev.interrupt.injected || ev.exception.injected || ev.exception.pending || ev.nmi.injected;
+	return vm_event_in_flight(vm, true) != 0;
 }
 
 /*

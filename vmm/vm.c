@@ -488,19 +488,24 @@ static void handle_msr(struct vm *vm, struct kvm_run *run, bool write)
 	}
 }
 
-/* Decode a synchronous exit, tell the hooks, dispatch it to its device. */
-void vm_count_landmark(struct vm *vm)
+/* Count the next exit ordinal, an exit of `kind`: the guest is at an exit
+ * again (vm.between_exits). */
+static void count_exit(struct vm *vm, enum vm_exit_kind kind)
 {
 	vm->stats.exits++;
-	vm->stats.by_kind[VMX_LANDMARK]++;
+	vm->stats.by_kind[kind]++;
 	vm->between_exits = false;
 }
 
+void vm_count_landmark(struct vm *vm)
+{
+	count_exit(vm, VMX_LANDMARK);
+}
+
+/* Decode a synchronous exit, tell the hooks, dispatch it to its device. */
 static void handle_sync_exit(struct vm *vm, struct kvm_run *run, struct vm_exit *x)
 {
-	vm->stats.exits++;
-	vm->stats.by_kind[x->kind]++;
-	vm->between_exits = false;
+	count_exit(vm, x->kind);
 	if (vm->hooks.exit && vm->hooks.exit(vm->hooks.ctx, vm, x)) {
 		vm_set_stop(vm, VM_STOP_DIVERGENCE, "%s", vm->detail[0] ? vm->detail : "divergence");
 		return;
@@ -615,14 +620,13 @@ static bool after_sync_exit(struct vm *vm, struct kvm_run *run, bool hint)
 	return async_phase(vm, run, hint);
 }
 
-/* 1 if KVM holds an exception the guest raised but has not yet taken, 0
- * if not, -1 if it cannot say (errno). */
-static int exception_in_flight(struct vm *vm)
+int vm_event_in_flight(struct vm *vm, bool interrupts)
 {
 	struct kvm_vcpu_events ev;
 	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -1;
-	return ev.exception.injected || ev.exception.pending;
+	return ev.exception.injected || ev.exception.pending ||
+	       (interrupts && (ev.interrupt.injected || ev.nmi.injected));
 }
 
 /*
@@ -641,7 +645,7 @@ static int exception_in_flight(struct vm *vm)
  */
 static bool landmark_point(struct vm *vm)
 {
-	int f = exception_in_flight(vm);
+	int f = vm_event_in_flight(vm, false);
 	if (f < 0) {
 		vm_set_stop(vm, VM_STOP_MONITOR_ERROR, "KVM_GET_VCPU_EVENTS after exit %" PRIu64 ": %s",
 			    vm->stats.exits, strerror(errno));

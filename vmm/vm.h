@@ -208,6 +208,13 @@ int vm_take_dirty(struct vm *vm, uint64_t *acc, char *err, size_t errlen);
 
 /* The progress counter (insn_emulation or the PMU's, + progress_offset); -1 if unavailable. */
 int vm_progress(const struct vm *vm, uint64_t *value);
+/*
+ * 1 if KVM holds an event the guest has not yet taken, which the next
+ * entry delivers: an exception raised or being injected, and with
+ * `interrupts`, an injected interrupt or NMI; 0 if none; -1 if KVM cannot
+ * say (errno, KVM_GET_VCPU_EVENTS).
+ */
+int vm_event_in_flight(struct vm *vm, bool interrupts);
 /* Count a forced exit (the recorder wrote its landmark, or the replay
  * reached it): it is an exit like a synchronous one (vm.between_exits). */
 void vm_count_landmark(struct vm *vm);

@@ -50,6 +50,30 @@ static void set_handler(uint8_t *ram, unsigned vec, const uint8_t *code, size_t 
 	ram[vec * 4 + 1] = HANDLER >> 8;
 }
 
+/*
+ * Fresh RAM for a recording VM (*ram) and a replaying one (*ram2), alike:
+ * `code` at CODE and, if `handler`, vector `vec`'s handler.
+ */
+static void two_rams(uint8_t **ram, uint8_t **ram2, const uint8_t *code, size_t len, unsigned vec,
+		     const uint8_t *handler, size_t hlen)
+{
+	*ram = fresh_ram(0);
+	*ram2 = fresh_ram(1);
+	memcpy(*ram + CODE, code, len);
+	if (handler)
+		set_handler(*ram, vec, handler, hlen);
+	memcpy(*ram2, *ram, RAM_SIZE);
+}
+
+/* The FLAGS image a real-mode interrupt or exception delivery pushed (at
+ * SS:SP + 4, SS 0), with the registers after it. */
+static uint16_t pushed_flags(const uint8_t *ram, const struct kvm_regs *regs)
+{
+	uint16_t flags;
+	memcpy(&flags, ram + regs->rsp + 4, 2);
+	return flags;
+}
+
 /* A real-mode vCPU on `ram` at CS:IP 0:ip, with `rflags`, SS:SP 0:0x8000.
  * -1 (and nothing to close) if there is no insn_emulation counter. */
 static int real_mode_vm(struct vm *vm, uint8_t *ram, uint16_t ip, uint64_t rflags)
@@ -152,13 +176,12 @@ static void test_forced_exit_after_injection(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
-	/* Main code: nops, hlt.  Vector 0x20's handler at 0:0x2000: nop, nop, iret. */
-	memset(ram + CODE, 0x90, 16);
-	ram[CODE + 16] = 0xf4;
+	uint8_t *ram, *ram2;
+	/* Main code: 16 nops, hlt.  Vector 0x20's handler at 0:0x2000: nop, nop, iret. */
+	static const uint8_t code[] = { 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+					0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0xf4 };
 	static const uint8_t handler[] = { 0x90, 0x90, 0xcf };
-	set_handler(ram, 0x20, handler, sizeof(handler));
-	memcpy(ram2, ram, RAM_SIZE);
+	two_rams(&ram, &ram2, code, sizeof(code), 0x20, handler, sizeof(handler));
 
 	/* Record: inject, run to a breakpoint on the handler's second nop. */
 	if (real_mode_vm(&rec, ram, CODE, 0x202))
@@ -166,10 +189,8 @@ static void test_forced_exit_after_injection(void **st)
 	struct kvm_interrupt irq = { .irq = 0x20 };
 	assert_int_equal(ioctl(rec.kvm.vcpu_fd, KVM_INTERRUPT, &irq), 0);
 	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
-	/* The pushed FLAGS (at SS:SP + 4): IF, no TF. */
-	uint16_t flags;
-	memcpy(&flags, ram + regs.rsp + 4, 2);
-	assert_int_equal(flags & 0x300, 0x200);
+	/* The pushed FLAGS: IF, no TF. */
+	assert_int_equal(pushed_flags(ram, &regs) & 0x300, 0x200);
 
 	/* Replay: the same, reached by landmark_reach. */
 	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x202), 0);
@@ -203,14 +224,12 @@ static void test_forced_exit_after_msr_fault(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	uint8_t *ram, *ram2;
 	/* Main code: mov ecx, 0x11; wrmsr; hlt.  #GP's handler at 0:0x2000:
 	 * nop, nop, hlt. */
 	static const uint8_t code[] = { 0x66, 0xb9, 0x11, 0x00, 0x00, 0x00, 0x0f, 0x30, 0xf4 };
-	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
-	set_handler(ram, 13, handler, sizeof(handler));
-	memcpy(ram2, ram, RAM_SIZE);
+	two_rams(&ram, &ram2, code, sizeof(code), 13, handler, sizeof(handler));
 
 	struct vm *vms[2] = { &rec, &rep };
 	for (int i = 0; i < 2; i++) {
@@ -226,10 +245,8 @@ static void test_forced_exit_after_msr_fault(void **st)
 	}
 	/* Record: on to a breakpoint on the handler's second nop. */
 	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
-	/* The pushed FLAGS (at SS:SP + 4): no TF. */
-	uint16_t flags;
-	memcpy(&flags, ram + regs.rsp + 4, 2);
-	assert_int_equal(flags & 0x100, 0);
+	/* The pushed FLAGS: no TF. */
+	assert_int_equal(pushed_flags(ram, &regs) & 0x100, 0);
 
 	/* Replay: the same, reached by landmark_reach. */
 	struct landmark_ctl c;
@@ -268,21 +285,17 @@ static void test_step_over_fault(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	uint8_t *ram, *ram2;
 	/* rdmsr (ECX 0x7ffffff0: no MSR); hlt.  #GP at 0:0x2000: nop, nop, hlt. */
 	static const uint8_t code[] = { 0x0f, 0x32, 0xf4 };
-	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xf4 };
-	set_handler(ram, 13, handler, sizeof(handler));
-	memcpy(ram2, ram, RAM_SIZE);
+	two_rams(&ram, &ram2, code, sizeof(code), 13, handler, sizeof(handler));
 
 	if (real_mode_vm(&rec, ram, CODE, 0x2))
 		skip();
 	set_rcx(&rec, 0x7ffffff0);
 	run_to_breakpoint(&rec, 0x2001, &regs, &target, &hash);
-	uint16_t flags;
-	memcpy(&flags, ram + regs.rsp + 4, 2);
-	assert_int_equal(flags & 0x100, 0);
+	assert_int_equal(pushed_flags(ram, &regs) & 0x100, 0);
 
 	assert_int_equal(real_mode_vm(&rep, ram2, CODE, 0x2), 0);
 	set_rcx(&rep, 0x7ffffff0);
@@ -406,14 +419,12 @@ static void test_step_over_pushf_and_int(void **st)
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
+	uint8_t *ram, *ram2;
 	/* nop; pushf; nop; int 0x21; nop; nop (the forced exit); hlt.
 	 * Vector 0x21's handler at 0:0x2000: nop, nop, iret. */
 	static const uint8_t code[] = { 0x90, 0x9c, 0x90, 0xcd, 0x21, 0x90, 0x90, 0xf4 };
-	memcpy(ram + CODE, code, sizeof(code));
 	static const uint8_t handler[] = { 0x90, 0x90, 0xcf };
-	set_handler(ram, 0x21, handler, sizeof(handler));
-	memcpy(ram2, ram, RAM_SIZE);
+	two_rams(&ram, &ram2, code, sizeof(code), 0x21, handler, sizeof(handler));
 
 	/* Record: run freely to a breakpoint on the forced exit's RIP. */
 	if (real_mode_vm(&rec, ram, CODE, 0x2))
@@ -487,9 +498,8 @@ static void replay_stepped(const uint8_t *code, size_t len, unsigned n, uint64_t
 
 	if (access("/dev/kvm", R_OK | W_OK) != 0)
 		skip();
-	uint8_t *ram = fresh_ram(0), *ram2 = fresh_ram(1);
-	memcpy(ram + CODE, code, len);
-	memcpy(ram2, ram, RAM_SIZE);
+	uint8_t *ram, *ram2;
+	two_rams(&ram, &ram2, code, len, 0, NULL, 0);
 	if (real_mode_vm(&rec, ram, CODE, 0x2))
 		skip();
 	step_n(&rec, n, &target, &hash, &rip);
