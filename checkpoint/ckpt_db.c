@@ -556,7 +556,7 @@ static bool batch_due(const struct ckpt_db *db, const struct ckpt_batch *b, uint
 {
 	return b->ckpt || db->stop || db->sync_target > db->committed ||
 	       b->nevents + b->nframes + b->nserial + b->nmeta >= BATCH_ROWS_MAX ||
-	       now >= b->opened_ns + FLUSH_NS;
+	       now >= b->opened_ns + db->flush_ns;
 }
 
 /* The next batch to write, waiting for one; NULL when stopping and empty. */
@@ -577,7 +577,7 @@ static struct ckpt_batch *take_batch(struct ckpt_db *db)
 			break;
 		}
 		if (b)
-			wait_until(db, &db->work, b->opened_ns + FLUSH_NS);
+			wait_until(db, &db->work, b->opened_ns + db->flush_ns);
 		else
 			wait_cond(db, &db->work);
 	}
@@ -892,6 +892,12 @@ struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_m
 		return NULL;
 	db->writer = true;
 	db->meta = *meta;
+	db->flush_ns = FLUSH_NS;
+	/* Test knob (test_ckpt_db): rows that wait this long for the timer
+	 * show that ckpt_db_commit_soon() did not. */
+	const char *t = getenv("DETVM_TEST_CKPT_FLUSH_MS");
+	if (t && *t)
+		db->flush_ns = strtoull(t, NULL, 10) * 1000000ull;
 	if (init_sync(db, err, errlen)) {
 		free(db->path);
 		free(db);
@@ -1145,15 +1151,32 @@ fail:
 	return -1;
 }
 
+/* Make everything queued so far due now; under the lock.  The target. */
+static uint64_t commit_soon_locked(struct ckpt_db *db)
+{
+	uint64_t target = db->ticket;
+
+	if (db->sync_target < target)
+		db->sync_target = target;
+	signal_cond(db, &db->work);
+	return target;
+}
+
+void ckpt_db_commit_soon(struct ckpt_db *db)
+{
+	if (!db || !db->writer)
+		return;
+	lock(db);
+	(void)commit_soon_locked(db);
+	unlock(db);
+}
+
 int ckpt_db_sync(struct ckpt_db *db)
 {
 	uint64_t target;
 
 	lock(db);
-	target = db->ticket;
-	if (db->sync_target < target)
-		db->sync_target = target;
-	signal_cond(db, &db->work);
+	target = commit_soon_locked(db);
 	while (db->committed < target && !atomic_load(&db->failed))
 		wait_cond(db, &db->done);
 	unlock(db);

@@ -131,6 +131,12 @@ int ckpt_db_put_meta(struct ckpt_db *db, const char *key, const char *value);
 /* Block until everything queued so far is committed. */
 int ckpt_db_sync(struct ckpt_db *db);
 /*
+ * Have the thread commit everything queued so far now, rather than when
+ * its batch is full or 250 ms old, without waiting for it (the recorder's
+ * last index rows, committed while the trace closes).
+ */
+void ckpt_db_commit_soon(struct ckpt_db *db);
+/*
  * Drain, commit, stop the thread, close and fsync the file.  Returns 0, or
  * -1 if anything failed since creation (the first failure's message).  db
  * is freed.  ckpt_db_finish_stats() also gives the final statistics.

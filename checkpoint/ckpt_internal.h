@@ -152,6 +152,7 @@ struct ckpt_db {
 	sqlite3 *sql;
 	bool writer;
 	struct ckpt_meta meta;		/* reader: as read; writer: as given */
+	uint64_t flush_ns;		/* writer: index rows wait at most this (set before the thread) */
 
 	/* ---- writer: shared with the thread, under lock ---- */
 	pthread_mutex_t lock;

@@ -577,7 +577,7 @@ static int finish_without_end(struct recorder *r, char *err, size_t errlen, cons
 	return -1;
 }
 
-int recorder_finish(struct recorder *r, char *err, size_t errlen)
+int recorder_end(struct recorder *r, char *err, size_t errlen)
 {
 	struct trace_event ev = { .type = TRACE_EV_END };
 	ev.end.reason = end_reason(r->vm);
@@ -612,8 +612,22 @@ int recorder_finish(struct recorder *r, char *err, size_t errlen)
 	if (r->db) {
 		index_event(r, &ev, trace_writer_events(r->w));
 		index_flush(r);
+		/* The index's last rows are committed while the trace closes. */
+		ckpt_db_commit_soon(r->db);
 	}
-	if (trace_writer_close(r->w, &ev)) {
+	r->end = ev;
+	r->end_ready = true;
+	return 0;
+}
+
+int recorder_write_end(struct recorder *r, char *err, size_t errlen)
+{
+	if (!r->end_ready) {
+		snprintf(err, errlen, "recorder_write_end: no END (recorder_end failed or was not called)");
+		return -1;
+	}
+	r->end_ready = false;
+	if (trace_writer_write_end(r->w, &r->end)) {
 		snprintf(err, errlen, "closing the trace: %s", trace_writer_error(r->w));
 		return -1;
 	}

@@ -74,6 +74,8 @@ struct recorder {
 	uint8_t serial[512];            /* serial output not yet handed to db */
 	size_t nserial;
 	uint64_t serial_exit;
+	struct trace_event end;         /* recorder_end's, for recorder_write_end */
+	bool end_ready;
 };
 
 /* The progress counter recorded is the VM's (vm_config.detect_progress). */
@@ -96,7 +98,22 @@ struct trace_header *recorder_header(struct recorder *r, struct vm *vm,
 void recorder_set_checkpoints(struct recorder *r, struct ckpt_db *db, uint64_t ns, uint64_t exits);
 /* For trace_writer_opts.on_frame: the frame index. */
 void recorder_on_frame(void *ctx, const struct trace_frame_info *fi);
-/* Write END (with the final digests) and close the trace. */
-int recorder_finish(struct recorder *r, char *err, size_t errlen);
+/*
+ * The end of the recording, in steps that let the VM's teardown
+ * (vm_release_begin) and the checkpoint database's last commit and fsync
+ * overlap the trace's:
+ *
+ * recorder_end: the recorder's last use of the VM.  Take the final
+ * digests (and a landmark if the guest was stopped between two exits),
+ * prepare END, hand the index's last rows to the database.  0, or -1 with
+ * a message: the trace then ends without END, as a killed recorder's does,
+ * with every frame recorded so far flushed.
+ *
+ * recorder_write_end: write END, the last frame and the trailer
+ * (trace_writer_write_end).  Only after recorder_end returned 0.  The
+ * caller then makes the trace durable with trace_writer_close(w, NULL).
+ */
+int recorder_end(struct recorder *r, char *err, size_t errlen);
+int recorder_write_end(struct recorder *r, char *err, size_t errlen);
 
 #endif

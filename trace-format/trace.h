@@ -334,8 +334,16 @@ void trace_writer_request_flush(struct trace_writer *w);
 /* Async: wait until every closed frame is in the file.  Sync: no-op. */
 int trace_writer_drain(struct trace_writer *w);
 /*
- * Append `end` (type END; totals are filled in), close the last frame,
- * write the trailer and fsync the file and its directory.  The recording is
+ * Append `end` (type END; totals are filled in), close the last frame and
+ * write the trailer: the file is whole in the kernel (a kill -9 after this
+ * loses nothing) but not yet durable.  trace_writer_close(w, NULL) then
+ * fsyncs it; in between the caller may make other files durable at the
+ * same time (the recorder: the checkpoint database).
+ */
+int trace_writer_write_end(struct trace_writer *w, const struct trace_event *end);
+/*
+ * trace_writer_write_end(w, end) unless END was written already (then end
+ * must be NULL), then fsync the file and its directory.  The recording is
  * complete only if this returns 0.  The writer must still be freed.
  */
 int trace_writer_close(struct trace_writer *w, const struct trace_event *end);

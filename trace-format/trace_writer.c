@@ -40,6 +40,7 @@ struct trace_writer {
 	atomic_bool flush_req;
 	bool failed;			/* sticky I/O failure */
 	bool closed;
+	bool end_written;	/* trace_writer_write_end succeeded: only the fsyncs remain */
 	char err[TRACE_ERR_MAX];
 };
 
@@ -331,12 +332,16 @@ static int sync_dir(const char *path)
 	return ret;
 }
 
-int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
+int trace_writer_write_end(struct trace_writer *w, const struct trace_event *end)
 {
 	struct trace_event e;
 
 	if (usable(w))
 		return -1;
+	if (w->end_written) {
+		snprintf(w->err, sizeof(w->err), "%s: END was already written", w->path);
+		return -1;
+	}
 	if (!end || end->type != TRACE_EV_END) {
 		snprintf(w->err, sizeof(w->err),
 			 "%s: trace_writer_close needs an END event", w->path);
@@ -357,6 +362,21 @@ int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
 	}
 	if (trace_sink_trailer(&w->sink))
 		return fail(w, w->sink.err);
+	w->end_written = true;
+	return 0;
+}
+
+int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
+{
+	if (usable(w))
+		return -1;
+	if (!w->end_written) {
+		if (trace_writer_write_end(w, end))
+			return -1;
+	} else if (end) {
+		snprintf(w->err, sizeof(w->err), "%s: END was already written", w->path);
+		return -1;
+	}
 	if (fsync(w->fd)) {
 		snprintf(w->err, sizeof(w->err), "%s: fsync: %s", w->path,
 			 strerror(errno));

@@ -2,12 +2,13 @@
 #include "guest_mem.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define PAGEMAP_PRESENT (1ULL << 63)
 #define PAGEMAP_SWAPPED (1ULL << 62)
-#define PAGEMAP_CHUNK   512  /* entries read at a time */
+#define PAGEMAP_CHUNK   8192 /* entries read at a time: 4 reads for 128 MiB, not 64 */
 
 void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size)
 {
@@ -82,10 +83,13 @@ uint64_t gm_populated(const struct guest_mem *gm, uint8_t *vec)
 {
 	uint64_t npages = gm->size >> 12, n = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	uint64_t entries[PAGEMAP_CHUNK];
+	uint64_t *entries = malloc(PAGEMAP_CHUNK * sizeof(*entries));
 
-	if (fd < 0)
+	if (fd < 0 || !entries) {
+		if (fd >= 0)
+			close(fd);
 		goto all;
+	}
 	/* One 8-byte entry per virtual page, at (address / 4096) * 8. */
 	uint64_t first = (uint64_t)(uintptr_t)gm->host >> 12;
 	for (uint64_t pg = 0; pg < npages;) {
@@ -102,8 +106,10 @@ uint64_t gm_populated(const struct guest_mem *gm, uint8_t *vec)
 		pg += k;
 	}
 	close(fd);
+	free(entries);
 	return n;
 all:
+	free(entries);
 	memset(vec, 1, npages);
 	return npages;
 }

@@ -357,23 +357,66 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	return set_progress(vm, progress, err, errlen);
 }
 
-void vm_destroy(struct vm *vm)
+/* The host timer and the kick's target go first: a timer signal after
+ * kvm_run is unmapped must find nothing to write to. */
+static void stop_host_timer(struct vm *vm)
 {
 	if (vm->timer_created)
 		timer_delete(vm->timer);
 	vm->timer_created = false;
 	current_run = NULL;
+}
+
+/* KVM's descriptors and guest RAM; vm_release_begin may run it on a thread. */
+static void release_kvm_and_ram(struct vm *vm)
+{
 	/* (A VM that was never created is all zeros: fd 0 is not ours.) */
 	if (vm->progress_kind == PROGRESS_PMU_BRANCHES && vm->progress_fd >= 0)
 		close(vm->progress_fd);
 	vm->progress_fd = -1;
 	kvm_close(&vm->kvm);
-	if (vm->bd)
-		blockdev_close(vm->bd);
-	vm->bd = NULL;
 	if (vm->ram)
 		munmap(vm->ram, vm->mem.size);
 	vm->ram = NULL;
+}
+
+static void *release_main(void *arg)
+{
+	release_kvm_and_ram(arg);
+	return NULL;
+}
+
+void vm_release_begin(struct vm *vm)
+{
+	sigset_t all, old;
+
+	if (vm->release_started)
+		return;
+	stop_host_timer(vm);
+	/* The thread takes no signals: Ctrl-C and kicks are the main
+	 * thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	vm->release_started = pthread_create(&vm->release_thread, NULL, release_main, vm) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!vm->release_started)
+		release_kvm_and_ram(vm);
+	/* Either way the memory is gone: nothing may read it. */
+	vm->mem.host = NULL;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	stop_host_timer(vm);
+	if (vm->release_started) {
+		pthread_join(vm->release_thread, NULL);
+		vm->release_started = false;
+	} else {
+		release_kvm_and_ram(vm);
+	}
+	if (vm->bd)
+		blockdev_close(vm->bd);
+	vm->bd = NULL;
 	free(vm->mem.dirty);
 	vm->mem.dirty = NULL;
 }

@@ -1054,6 +1054,42 @@ static void test_index_timer(void **state)
 	finish(db);
 }
 
+/*
+ * ckpt_db_commit_soon: the rows are committed without a sync and without
+ * the timer, which is set to an hour here (polled for up to 20 s).
+ */
+static void test_commit_soon(void **state)
+{
+	struct ckpt_event_row rows[50];
+	struct ckpt_db *db;
+	uint64_t t0;
+	char p[128];
+
+	(void)state;
+	assert_int_equal(setenv("DETVM_TEST_CKPT_FLUSH_MS", "3600000", 1), 0);
+	db = create("soon.db", p, sizeof(p));
+	assert_int_equal(unsetenv("DETVM_TEST_CKPT_FLUSH_MS"), 0);
+	assert_int_equal(ckpt_db_sync(db), 0);
+	for (uint64_t i = 0; i < 50; i++)
+		rows[i] = (struct ckpt_event_row){ .ordinal = i, .exit = i, .type = TRACE_EV_CLOCK };
+	assert_int_equal(ckpt_db_put_events(db, rows, 50), 0);
+	/* The timer alone would keep them for an hour. */
+	usleep(100000);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM events"), 0);
+	ckpt_db_commit_soon(db);
+	t0 = mono_ns();
+	while (query_int(p, "SELECT count(*) FROM events") < 50 && mono_ns() - t0 < 20000000000ull)
+		usleep(5000);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM events"), 50);
+	/* Rows put after it wait for the next reason again. */
+	rows[0].ordinal = 50;
+	assert_int_equal(ckpt_db_put_events(db, rows, 1), 0);
+	usleep(100000);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM events"), 50);
+	finish(db);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM events"), 51);
+}
+
 /* ---- latency (printed, not judged: it depends on the disk) ---- */
 
 /* n pages: nonzero of them random (content numbers from base), the rest zero. */
@@ -1197,6 +1233,7 @@ int main(void)
 		cmocka_unit_test(test_hot_journal),
 		cmocka_unit_test(test_sticky),
 		cmocka_unit_test(test_index_timer),
+		cmocka_unit_test(test_commit_soon),
 		cmocka_unit_test(test_latency),
 		cmocka_unit_test(test_background_setup),
 	};

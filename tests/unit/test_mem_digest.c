@@ -64,6 +64,34 @@ static void test_populated(void **st)
 	munmap(ram, NPAGES * PG);
 }
 
+/* 80 MB of RAM, read from the page map in several pieces (8192 pages
+ * each): the pages either side of each piece's edge. */
+static void test_populated_across_reads(void **st)
+{
+	(void)st;
+	enum { N = 20000 };
+	static const uint64_t touched[] = { 0, 8191, 8192, 16383, 16384, 19999 };
+	struct guest_mem gm;
+	uint8_t *ram = map_ram((uint64_t)N * PG);
+	uint8_t *vec = malloc(N);
+	assert_non_null(vec);
+	gm_layout(&gm, ram, (uint64_t)N * PG);
+	for (size_t i = 0; i < sizeof(touched) / sizeof(touched[0]); i++)
+		ram[touched[i] * PG + i] = (uint8_t)(i + 1);
+	uint64_t n = gm_populated(&gm, vec);
+	for (size_t i = 0; i < sizeof(touched) / sizeof(touched[0]); i++)
+		assert_int_equal(vec[touched[i]], 1);
+	if (!pagemap_readable()) {
+		assert_int_equal(n, N);
+		free(vec);
+		munmap(ram, (uint64_t)N * PG);
+		skip();
+	}
+	assert_int_equal(n, sizeof(touched) / sizeof(touched[0]));
+	free(vec);
+	munmap(ram, (uint64_t)N * PG);
+}
+
 /* FULL is XXH3-128 of all of RAM, however much of it was never touched. */
 static void test_full_is_plain_xxh3(void **st)
 {
@@ -203,6 +231,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_populated),
+		cmocka_unit_test(test_populated_across_reads),
 		cmocka_unit_test(test_full_is_plain_xxh3),
 		cmocka_unit_test(test_sparse_definition),
 		cmocka_unit_test(test_sparse_high_memory),

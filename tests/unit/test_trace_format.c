@@ -567,6 +567,56 @@ static void test_flush_and_request(void **state)
 	trace_header_free(h);
 }
 
+/*
+ * write_end leaves a whole trace in the kernel before any fsync (what the
+ * recorder's checkpoint database may then say), and close only syncs it.
+ */
+static void test_write_end_then_close(void **state)
+{
+	struct trace_writer_opts opts[2] = { { .frame_bytes = 4096 }, { .frame_bytes = 4096, .async = true } };
+	struct trace_verify_report rep;
+	struct readres rr;
+	char p[128], err[512];
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct trace_header *h = mkheader();
+		struct trace_event clk = { .type = TRACE_EV_CLOCK, .time = { 1000 } };
+		struct trace_writer *w;
+
+		tpath(p, sizeof(p), k ? "end_async.trc" : "end_sync.trc");
+		w = trace_writer_open(p, h, &opts[k], err, sizeof(err));
+		assert_non_null(w);
+		for (uint64_t i = 0; i < 10; i++) {
+			struct trace_event ev;
+			uint8_t scratch[128];
+
+			gen(i, &ev, scratch);
+			assert_int_equal(trace_writer_append(w, &ev), 0);
+		}
+		assert_int_equal(trace_writer_write_end(w, NULL), -1);
+		assert_non_null(strstr(trace_writer_error(w), "needs an END event"));
+		assert_int_equal(trace_writer_write_end(w, &the_end), 0);
+		/* Complete before the fsyncs. */
+		assert_int_equal(trace_verify(p, &rep, err, sizeof(err)), 0);
+		assert_true(rep.events == 11);
+		read_check(p, 10, &rr);
+		assert_true(rr.complete);
+		assert_int_equal(trace_writer_write_end(w, &the_end), -1);
+		assert_non_null(strstr(trace_writer_error(w), "END was already written"));
+		assert_int_equal(trace_writer_append(w, &clk), -1);
+		assert_int_equal(trace_writer_close(w, &the_end), -1);
+		assert_non_null(strstr(trace_writer_error(w), "END was already written"));
+		assert_int_equal(trace_writer_close(w, NULL), 0);
+		assert_int_equal(trace_writer_close(w, NULL), -1);
+		assert_non_null(strstr(trace_writer_error(w), "already closed"));
+		trace_writer_free(w);
+		trace_header_free(h);
+		assert_int_equal(trace_verify(p, &rep, err, sizeof(err)), 0);
+		assert_true(rep.events == 11);
+	}
+}
+
 static void test_writer_rejects(void **state)
 {
 	struct trace_header *h = mkheader();
@@ -1435,6 +1485,7 @@ int main(void)
 		cmocka_unit_test(test_frame_extremes),
 		cmocka_unit_test(test_async_matches_sync),
 		cmocka_unit_test(test_flush_and_request),
+		cmocka_unit_test(test_write_end_then_close),
 		cmocka_unit_test(test_writer_rejects),
 		cmocka_unit_test(test_oexcl),
 		cmocka_unit_test(test_open_errors),
