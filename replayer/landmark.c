@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <xxhash.h>
 
 #include "vmm/nd_live.h"
 #include "vmm/vcpu_state.h"
@@ -868,10 +867,10 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 	struct kvm_regs regs;
 	uint64_t h;
 	if (cv.regs_fresh) {
-		/* The same struct KVM_GET_REGS fills (no padding), hashed
-		 * as vm_regs() does: an ioctl saved. */
+		/* The same struct KVM_GET_REGS fills (no padding): an
+		 * ioctl saved. */
 		regs = run->s.regs.regs;
-		h = XXH3_64bits(&regs, sizeof(regs));
+		h = vm_regs_hash(&regs);
 	} else if (vm_regs(vm, &regs, &h)) {
 		snprintf(err, errlen, "KVM_GET_REGS: %s", strerror(errno));
 		rc = LANDMARK_ERROR;

@@ -590,13 +590,18 @@ int vm_inject(struct vm *vm, uint8_t vector)
 	return 0;
 }
 
+uint64_t vm_regs_hash(const struct kvm_regs *regs)
+{
+	return XXH3_64bits(regs, sizeof(*regs));
+}
+
 int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash)
 {
 	/* Memset: the hash covers the whole struct, padding included. */
 	memset(regs, 0, sizeof(*regs));
 	if (ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, regs) < 0)
 		return -1;
-	*hash = XXH3_64bits(regs, sizeof(*regs));
+	*hash = vm_regs_hash(regs);
 	return 0;
 }
 
@@ -787,7 +792,7 @@ static void report_guest_error(struct vm *vm, struct kvm_run *run, const char *w
 /*
  * A stop was requested.  A recording ends with the final digests of the
  * state its replay stops at: after the last exit, or at a landmark the
- * recorder writes where the guest is (recorder_finish).  Without a
+ * recorder writes where the guest is (recorder_end).  Without a
  * progress counter there is no landmark, so a recording between exits
  * first runs the guest on to its next synchronous exit.  A second signal
  * stops it where it is: a guest that makes no exits cannot hold the user
@@ -843,7 +848,7 @@ int vm_run(struct vm *vm)
 				break;
 		}
 		/* Not at a point with an exception in flight either: the
-		 * recording's last forced exit goes there (recorder_finish). */
+		 * recording's last forced exit goes there (recorder_end). */
 		if (vm_stop_requested && !vm->kick_retries && !stop_waits_for_exit(vm, run)) {
 			vm->stop_signal = vm_stop_requested;
 			vm_set_stop(vm, VM_STOP_SIGNAL, "stopped by signal %d (%s) after exit %" PRIu64,

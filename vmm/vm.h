@@ -247,6 +247,9 @@ int vm_inject(struct vm *vm, uint8_t vector);
 bool vm_can_inject(const struct vm *vm);
 /* The general-purpose registers and their XXH3-64; 0, or -1 (errno). */
 int vm_regs(struct vm *vm, struct kvm_regs *regs, uint64_t *hash);
+/* That hash, of registers read otherwise (kvm_run's sync copy): the one
+ * definition of a landmark's and a digest's register fingerprint. */
+uint64_t vm_regs_hash(const struct kvm_regs *regs);
 /* XXH3-128 of guest RAM, vm->mem_digest's digest; 0, or -1 (out of memory) */
 int vm_mem_hash(const struct vm *vm, uint64_t *lo, uint64_t *hi);
 /* What a recording's DIGEST and END events carry, and what replay compares. */
