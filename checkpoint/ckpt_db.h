@@ -16,7 +16,7 @@
  * Writing (the recorder): ckpt_db_create(), then ckpt_db_put_*() from the
  * vCPU thread: each call only queues its argument (ownership moves to the
  * database) and returns; one background thread hashes, compresses and
- * inserts, committing one transaction per checkpoint and every 250 ms of
+ * inserts, committing one transaction per checkpoint and every 5 ms of
  * queued index rows, so that a killed recorder leaves a database that is
  * consistent up to its last commit (SQLite's journal).  ckpt_db_finish()
  * drains the queue and closes.
@@ -112,6 +112,19 @@ struct ckpt_db;
 struct ckpt_db *ckpt_db_create(const char *path, bool force, const struct ckpt_meta *meta,
 			       char *err, size_t errlen);
 /*
+ * ckpt_db_create in two steps, for a caller that learns the meta later (the
+ * recorder: prepare runs on a thread of its own while the VM is created).
+ * prepare creates the file if it does not exist (O_EXCL) and starts the
+ * thread, which waits; an existing file is an error, or with force is left
+ * as it is until begin deletes it.  begin sets meta and lets the thread
+ * create the schema; -1 with the message in err if the file cannot be
+ * claimed (then discard).  discard ends a database that was not begun, or
+ * whose begin failed, removing a file prepare created; after begin, finish.
+ */
+struct ckpt_db *ckpt_db_prepare(const char *path, bool force, char *err, size_t errlen);
+int ckpt_db_begin(struct ckpt_db *db, const struct ckpt_meta *meta, char *err, size_t errlen);
+void ckpt_db_discard(struct ckpt_db *db);
+/*
  * Queue a checkpoint (ownership of c moves to the database, also on error).
  * Checkpoint ids are given in put order from 0; exits must increase
  * strictly.  At most 2 checkpoints are queued or being written: a third
@@ -132,7 +145,7 @@ int ckpt_db_put_meta(struct ckpt_db *db, const char *key, const char *value);
 int ckpt_db_sync(struct ckpt_db *db);
 /*
  * Have the thread commit everything queued so far now, rather than when
- * its batch is full or 250 ms old, without waiting for it (the recorder's
+ * its batch is full or 5 ms old, without waiting for it (the recorder's
  * last index rows, committed while the trace closes).
  */
 void ckpt_db_commit_soon(struct ckpt_db *db);

@@ -153,6 +153,8 @@ struct ckpt_db {
 	bool writer;
 	struct ckpt_meta meta;		/* reader: as read; writer: as given */
 	uint64_t flush_ns;		/* writer: index rows wait at most this (set before the thread) */
+	bool force;			/* writer: begin replaces an old file (prepare found one) */
+	bool claimed;			/* writer: the file is ours (created with O_EXCL) */
 
 	/* ---- writer: shared with the thread, under lock ---- */
 	pthread_mutex_t lock;
@@ -160,6 +162,7 @@ struct ckpt_db {
 	pthread_cond_t done;		/* putters: a batch was committed */
 	pthread_t thread;
 	bool thread_started;
+	bool begun;			/* ckpt_db_begin: the thread may create the schema */
 	bool stop;
 	struct ckpt_batch *head, *tail;	/* tail is the open batch, if any */
 	uint64_t ticket;		/* puts so far */

@@ -305,12 +305,32 @@ struct trace_writer;
 /*
  * Create `path` (O_EXCL: an existing recording is never overwritten unless
  * opts->force, which truncates it in place) and write the file header.
- * opts may be NULL.  NULL on error, message in err.
+ * opts may be NULL.  NULL on error, message in err.  The same as
+ * trace_writer_prepare() then trace_writer_begin().
  */
 struct trace_writer *trace_writer_open(const char *path,
 				       const struct trace_header *h,
 				       const struct trace_writer_opts *opts,
 				       char *err, size_t errlen);
+/*
+ * The part of trace_writer_open that needs no header, for a caller that
+ * builds the header meanwhile (the recorder: this runs on a thread of its
+ * own while the VM is created): create `path` (O_EXCL), or with
+ * opts->force open an existing file without truncating it yet; make the
+ * compressor and the async thread.  No call but begin and free is valid
+ * until begin succeeds.  Freed without begin, a file it created is removed
+ * and one it found is left as it was.
+ */
+struct trace_writer *trace_writer_prepare(const char *path,
+					  const struct trace_writer_opts *opts,
+					  char *err, size_t errlen);
+/*
+ * Truncate a file prepare found (force), write the header h.  -1 with the
+ * message in err; the writer is then failed and must be freed (which
+ * removes a file prepare created).
+ */
+int trace_writer_begin(struct trace_writer *w, const struct trace_header *h,
+		       char *err, size_t errlen);
 /*
  * Encode one event (not END) into the current frame; close the frame when
  * it reaches opts.frame_bytes.  -1 on an invalid event (the writer stays

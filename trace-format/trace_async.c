@@ -200,6 +200,13 @@ int trace_async_stop(struct trace_async *a, char *err, size_t errlen)
 	return ret;
 }
 
+void trace_async_rebase(struct trace_async *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->off = a->sink->off;
+	pthread_mutex_unlock(&a->lock);
+}
+
 void trace_async_counts(struct trace_async *a, uint64_t *frames, uint64_t *raw_bytes, uint64_t *off)
 {
 	pthread_mutex_lock(&a->lock);

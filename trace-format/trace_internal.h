@@ -253,6 +253,9 @@ int trace_async_swap(struct trace_async *a, struct trace_frame_buf **buf,
 		     bool *waited, char *err, size_t errlen);
 /* Wait until the queue is empty and the worker idle.  -1 if it failed. */
 int trace_async_drain(struct trace_async *a, char *err, size_t errlen);
+/* The sink's file size changed before any frame (the header written after
+ * the worker started): take it as the counters' base. */
+void trace_async_rebase(struct trace_async *a);
 /* Drain, stop and join the worker, free its buffers. */
 int trace_async_stop(struct trace_async *a, char *err, size_t errlen);
 /* The sink's frames, raw bytes and file size as of the last frame the

@@ -247,10 +247,16 @@ for why in "--kernel /etc/hostname" "--kernel $G/hello.elf --serial-in $TMP/no-s
 done
 "$DETVM" record -o "$R-failed" --quiet --kernel $G/hello.elf >/dev/null 2>"$TMP/fail2.err"; RC=$?; OUT=/dev/null; ERR=$TMP/fail2.err
 expect "the same -o then records" 1 ""
+cp "$R-hello/trace" "$TMP/fail3.trace"; cp "$R-hello/checkpoints.db" "$TMP/fail3.db"
 "$DETVM" record -o "$R-hello" --force --kernel /etc/hostname >/dev/null 2>"$TMP/fail3.err"; RC=$?; ERR=$TMP/fail3.err
 expect "record --force with a bad kernel fails" 2 "" "kernel '/etc/hostname'"
 "$DETVM" verify "$R-hello" >"$TMP/fail3.out" 2>&1; RC=$?; OUT=$TMP/fail3.out; ERR=$TMP/fail3.out
 expect "... and leaves the recording it would have overwritten intact" 0 "intact and complete"
+# The trace and the database are made while the VM is created (cmd_record.c,
+# record_prep): with --force, neither old file may be touched before it is.
+cmp -s "$R-hello/trace" "$TMP/fail3.trace" && cmp -s "$R-hello/checkpoints.db" "$TMP/fail3.db" \
+	&& ok "... byte for byte, its checkpoint database too" \
+	|| bad "... byte for byte, its checkpoint database too" "$(ls -la "$R-hello")"
 
 # --- the recording names its files by absolute path: replay from anywhere -----
 D=$(realpath "$DETVM"); (cd / && "$D" replay "$R-hello" --quiet) >/dev/null 2>"$TMP/cd.err"; RC=$?; OUT=/dev/null; ERR=$TMP/cd.err

@@ -562,6 +562,80 @@ static void test_overwrite(void **state)
 	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 0);
 }
 
+/*
+ * ckpt_db_prepare, then begin or discard (the recorder prepares while the
+ * VM is created): an old database stays whole until begin, a new file is
+ * removed by discard, and only one begin is taken.
+ */
+static void test_prepare_begin(void **state)
+{
+	struct ckpt_meta m = test_meta();
+	struct ckpt_db *db;
+	struct stat sb;
+	char p[128], err[512];
+
+	(void)state;
+	tpath(p, sizeof(p), "prep.db");
+	unlink(p);
+	/* New: claimed by prepare, removed by discard. */
+	db = ckpt_db_prepare(p, false, err, sizeof(err));
+	if (!db)
+		fail_msg("%s", err);
+	assert_int_equal(stat(p, &sb), 0);
+	ckpt_db_discard(db);
+	assert_int_equal(stat(p, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* Begun: as ckpt_db_create; a second begin is refused. */
+	db = ckpt_db_prepare(p, false, err, sizeof(err));
+	if (!db)
+		fail_msg("%s", err);
+	assert_int_equal(ckpt_db_begin(db, &m, err, sizeof(err)), 0);
+	assert_int_equal(ckpt_db_begin(db, &m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "already begun"));
+	assert_int_equal(ckpt_db_put_checkpoint(db, capture(1, true, NULL, 0, NULL, 0)), 0);
+	finish(db);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 1);
+
+	/* Existing, without force: refused by prepare. */
+	assert_null(ckpt_db_prepare(p, false, err, sizeof(err)));
+	assert_non_null(strstr(err, p));
+	assert_non_null(strstr(err, "exists"));
+
+	/* With force: whole until begin, and after a discard. */
+	db = ckpt_db_prepare(p, true, err, sizeof(err));
+	if (!db)
+		fail_msg("%s", err);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 1);
+	ckpt_db_discard(db);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 1);
+
+	/* Begun with force: replaced. */
+	db = ckpt_db_prepare(p, true, err, sizeof(err));
+	if (!db)
+		fail_msg("%s", err);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 1);
+	assert_int_equal(ckpt_db_begin(db, &m, err, sizeof(err)), 0);
+	finish(db);
+	assert_int_equal(query_int(p, "SELECT count(*) FROM checkpoints"), 0);
+
+	/* With force, a journal left without its database goes at prepare. */
+	char j[160];
+	FILE *f;
+	snprintf(j, sizeof(j), "%s-journal", p);
+	unlink(p);
+	f = fopen(j, "w");
+	assert_non_null(f);
+	fputs("stale", f);
+	fclose(f);
+	db = ckpt_db_prepare(p, true, err, sizeof(err));
+	if (!db)
+		fail_msg("%s", err);
+	assert_int_equal(stat(j, &sb), -1);
+	ckpt_db_discard(db);
+	assert_int_equal(stat(p, &sb), -1);
+}
+
 /* ---- files that are not checkpoint databases ---- */
 
 static void expect_open_error(const char *p, const char *what)
@@ -1001,7 +1075,7 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- index rows: committed within 250 ms, frames from another thread ---- */
+/* ---- index rows: committed within 5 ms, frames from another thread ---- */
 
 static void *frame_thread(void *arg)
 {
@@ -1040,7 +1114,7 @@ static void test_index_timer(void **state)
 	assert_int_equal(pthread_join(t, &tr), 0);
 	assert_null(tr);
 	/*
-	 * No sync: the thread commits on its own, 250 ms after the first
+	 * No sync: the thread commits on its own, 5 ms after the first
 	 * row (polled for up to 20 s: valgrind and loaded machines are slow).
 	 */
 	t0 = mono_ns();
@@ -1226,6 +1300,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_full_every),
 		cmocka_unit_test(test_overwrite),
+		cmocka_unit_test(test_prepare_begin),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_map_damage),

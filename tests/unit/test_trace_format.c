@@ -701,6 +701,113 @@ static void test_oexcl(void **state)
 	trace_header_free(h);
 }
 
+/*
+ * trace_writer_prepare, then begin (the recorder prepares while the VM is
+ * created): nothing is destroyed before begin, nothing is left behind by a
+ * writer freed before it, and nothing but begin is accepted before it.
+ */
+static void test_prepare_begin(void **state)
+{
+	struct trace_writer_opts opts[2] = { { .frame_bytes = 4096 }, { .frame_bytes = 4096, .async = true } };
+	struct trace_event clk = { .type = TRACE_EV_CLOCK, .time = { 1000 } };
+	struct trace_writer_stats st;
+	struct readres rr;
+	struct stat sb;
+	char p[128], err[512];
+	size_t l1, l2;
+	uint8_t *b1, *b2;
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct trace_header *h = mkheader();
+		struct trace_writer *w;
+
+		/* A new file: made by prepare, removed if never begun. */
+		tpath(p, sizeof(p), k ? "prep_async.trc" : "prep_sync.trc");
+		unlink(p);
+		w = trace_writer_prepare(p, &opts[k], err, sizeof(err));
+		assert_non_null(w);
+		assert_int_equal(stat(p, &sb), 0);
+		assert_true(sb.st_size == 0);
+		assert_int_equal(trace_writer_append(w, &clk), -1);
+		assert_non_null(strstr(trace_writer_error(w), "header is not written yet"));
+		assert_int_equal(trace_writer_write_end(w, &the_end), -1);
+		assert_int_equal(trace_writer_close(w, &the_end), -1);
+		trace_writer_free(w);
+		assert_int_equal(stat(p, &sb), -1);
+		assert_int_equal(errno, ENOENT);
+
+		/* A header begin refuses: the writer fails, the file it made
+		 * goes. */
+		w = trace_writer_prepare(p, &opts[k], err, sizeof(err));
+		assert_non_null(w);
+		struct trace_header *bad = mkheader();
+		assert_int_equal(trace_header_add_u64(bad, TRACE_TAG_FRAME_HEADER_SIZE, 96), 0);
+		assert_int_equal(trace_writer_begin(w, bad, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "FRAME_HEADER_SIZE is reserved"));
+		trace_header_free(bad);
+		assert_int_equal(trace_writer_append(w, &clk), -1);
+		trace_writer_free(w);
+		assert_int_equal(stat(p, &sb), -1);
+
+		/* Begun: a recording like trace_writer_open's; begin once. */
+		w = trace_writer_prepare(p, &opts[k], err, sizeof(err));
+		assert_non_null(w);
+		assert_int_equal(trace_writer_begin(w, h, err, sizeof(err)), 0);
+		assert_int_equal(trace_writer_begin(w, h, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "already written"));
+		for (uint64_t i = 0; i < 10; i++) {
+			struct trace_event ev;
+			uint8_t scratch[128];
+
+			gen(i, &ev, scratch);
+			assert_int_equal(trace_writer_append(w, &ev), 0);
+		}
+		assert_int_equal(trace_writer_write_end(w, &the_end), 0);
+		/* The file's figures are exact once END is written (async:
+		 * the last frame was written on this thread). */
+		trace_writer_stats(w, &st);
+		assert_int_equal(stat(p, &sb), 0);
+		assert_true(st.file_bytes == (uint64_t)sb.st_size);
+		assert_true(st.frames >= 1 && st.events == 11);
+		assert_int_equal(trace_writer_close(w, NULL), 0);
+		trace_writer_free(w);
+		read_check(p, 10, &rr);
+		assert_true(rr.complete && rr.events == 11);
+
+		/* Without force an existing file is refused by prepare. */
+		b1 = slurp(p, &l1);
+		assert_null(trace_writer_prepare(p, &opts[k], err, sizeof(err)));
+		assert_non_null(strstr(err, "file exists; not overwriting a recording"));
+
+		/* With force, prepare leaves it whole; freed unbegun, so is it. */
+		struct trace_writer_opts fo = opts[k];
+		fo.force = true;
+		w = trace_writer_prepare(p, &fo, err, sizeof(err));
+		assert_non_null(w);
+		b2 = slurp(p, &l2);
+		assert_true(l1 == l2);
+		assert_memory_equal(b1, b2, l1);
+		free(b2);
+		trace_writer_free(w);
+		b2 = slurp(p, &l2);
+		assert_true(l1 == l2);
+		assert_memory_equal(b1, b2, l1);
+		free(b2);
+		free(b1);
+
+		/* Begun with force: the old recording is replaced. */
+		w = trace_writer_prepare(p, &fo, err, sizeof(err));
+		assert_non_null(w);
+		assert_int_equal(trace_writer_begin(w, h, err, sizeof(err)), 0);
+		assert_int_equal(trace_writer_close(w, &the_end), 0);
+		trace_writer_free(w);
+		read_check(p, 0, &rr);
+		assert_true(rr.complete && rr.events == 1);
+		trace_header_free(h);
+	}
+}
+
 static void test_open_errors(void **state)
 {
 	char p[128], err[512];
@@ -1488,6 +1595,7 @@ int main(void)
 		cmocka_unit_test(test_write_end_then_close),
 		cmocka_unit_test(test_writer_rejects),
 		cmocka_unit_test(test_oexcl),
+		cmocka_unit_test(test_prepare_begin),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_truncate_every_offset),
 		cmocka_unit_test(test_zero_tail),
