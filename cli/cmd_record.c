@@ -68,8 +68,7 @@ struct record_prep {
 	struct trace_writer_opts wopts;
 	struct trace_writer *w;
 	struct ckpt_db *db;	/* NULL without checkpoints */
-	int rc;
-	char err[600];
+	char err[600];		/* why, if w is NULL */
 };
 
 static void *record_prep(void *arg)
@@ -83,7 +82,6 @@ static void *record_prep(void *arg)
 			p->w = NULL;
 		}
 	}
-	p->rc = p->w ? 0 : -1;
 	return NULL;
 }
 
@@ -112,7 +110,6 @@ static void prep_join(struct record_prep *p, pthread_t t, bool threaded, bool ke
 			/* Cannot happen with a joinable thread we made; were it
 			 * to, its writers are unknown: fail without them. */
 			snprintf(p->err, sizeof(p->err), "pthread_join of the set-up thread: %s", strerror(e));
-			p->rc = -1;
 			p->w = NULL;
 			p->db = NULL;
 			return;
@@ -224,7 +221,7 @@ int cmd_record(int argc, char **argv)
 	prep_join(&prep, prep_thread, prep_threaded, true);
 	struct trace_writer *w = prep.w;
 	struct ckpt_db *db = prep.db;
-	if (prep.rc) {
+	if (!w) {
 		fprintf(stderr, "detvm record: %s\n", prep.err);
 		vm_destroy(&vm);
 		return abandon(out_path, created);
