@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint/ckpt_db.h"
+#include "common/fsync_dir.h"
 #include "recorder/recorder.h"
 #include "recorder/recording.h"
 
@@ -61,9 +62,11 @@ static int abandon(const char *rec, bool created)
  * creating two files and the threads that write them cost about 0.6 ms,
  * a twentieth of recording a 20 ms guest, when they followed it.  Neither
  * destroys an old recording (--force) until begun, after the VM exists.
+ * The recording's directory is made durable in its parent here too: the
+ * files make their own names durable (fsync_dir.h).
  */
 struct record_prep {
-	const char *trace_path, *db_path;
+	const char *rec_path, *trace_path, *db_path;
 	bool force, checkpoints;
 	struct trace_writer_opts wopts;
 	struct trace_writer *w;
@@ -74,6 +77,11 @@ struct record_prep {
 static void *record_prep(void *arg)
 {
 	struct record_prep *p = arg;
+	if (fsync_parent_dir(p->rec_path)) {
+		snprintf(p->err, sizeof(p->err), "%s: fsync of the directory holding it: %s", p->rec_path,
+			 strerror(errno));
+		return NULL;
+	}
 	p->w = trace_writer_prepare(p->trace_path, &p->wopts, p->err, sizeof(p->err));
 	if (p->w && p->checkpoints) {
 		p->db = ckpt_db_prepare(p->db_path, p->force, p->err, sizeof(p->err));
@@ -204,7 +212,7 @@ int cmd_record(int argc, char **argv)
 	char db_path[4200];
 	snprintf(db_path, sizeof(db_path), "%s/%s", out_path, CKPT_DB_FILE);
 	struct record_prep prep = {
-		.trace_path = trace_path, .db_path = db_path, .force = force, .checkpoints = checkpoints,
+		.rec_path = out_path, .trace_path = trace_path, .db_path = db_path, .force = force, .checkpoints = checkpoints,
 		.wopts = { .async = true, .force = force, .frame_bytes = (size_t)frame_bytes,
 			   .on_frame = recorder_on_frame, .on_frame_ctx = &rec },
 	};

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/fsync_dir.h"
 #include "trace-format/trace_internal.h"
 
 #define QUEUE_FRAMES_DEFAULT	4
@@ -135,6 +135,19 @@ struct trace_writer *trace_writer_prepare(const char *path,
 	}
 	if (create_file(w, err, errlen))
 		goto fail;
+	/*
+	 * The file's name is made durable now, so that close has only the
+	 * contents to fsync: in the recorder this runs on a thread of its own
+	 * while the VM is created, and the directory's fsync (0.1-0.5 ms
+	 * here) is no longer one of the last things a recording waits for.
+	 * A file that existed (force) is synced too: an earlier recorder
+	 * may have died before its own directory fsync.
+	 */
+	if (fsync_parent_dir(w->path)) {
+		errf(err, errlen, "%s: fsync of its directory: %s", w->path,
+		     strerror(errno));
+		goto fail;
+	}
 	/* Where frames start and the chain's first link: set by begin. */
 	if (trace_sink_init(&w->sink, w->path, w->fd, 0, no_chain,
 			    w->opts.zstd_level, w->cur->cap)) {
@@ -352,25 +365,6 @@ int trace_writer_drain(struct trace_writer *w)
 	return 0;
 }
 
-/* fsync the directory so that the file's name survives a crash too. */
-static int sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, ret = 0;
-
-	if (!copy)
-		return -1;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	/* Some file systems cannot sync a directory; nothing to do then. */
-	if (fsync(fd) && errno != EINVAL)
-		ret = -1;
-	close(fd);
-	return ret;
-}
-
 int trace_writer_write_end(struct trace_writer *w, const struct trace_event *end)
 {
 	struct trace_event e;
@@ -442,11 +436,7 @@ int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
 		return fail(w, w->err);
 	}
 	w->fd = -1;
-	if (sync_dir(w->path)) {
-		snprintf(w->err, sizeof(w->err), "%s: fsync of its directory: %s",
-			 w->path, strerror(errno));
-		return fail(w, w->err);
-	}
+	/* The name was made durable by prepare. */
 	trace_async_stop(w->parked, NULL, 0);	/* idle: nothing to report */
 	w->parked = NULL;
 	w->closed = true;

@@ -22,9 +22,9 @@
  *   - PROGRESS_NONE: neither; asynchronous events wait for the guest's next
  *     synchronous exit.
  * Which one is found out by measurement, never by assumption: the vCPU runs
- * a real-mode loop of 100 iterations (202 instructions, 100 conditional
+ * a real-mode loop of 20 iterations (42 instructions, 20 conditional
  * branches) ending in an OUT; insn_emulation is accepted if it advanced by
- * exactly 202, else the PMU counter if it advanced by exactly 100.  The
+ * exactly 42, else the PMU counter if it advanced by exactly 20.  The
  * recorder measures on its own VM's vCPU before the guest is loaded into
  * it (progress_calibrate, from vm_create): a scratch VM of its own would
  * add about 2 ms to every recording.

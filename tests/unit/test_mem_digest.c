@@ -92,6 +92,95 @@ static void test_populated_across_reads(void **st)
 	munmap(ram, (uint64_t)N * PG);
 }
 
+/* A status file with `text` in it, at a fresh path (written into path). */
+static void status_file(char *path, size_t n, const char *text)
+{
+	snprintf(path, n, "/tmp/test_mem_digest.status.XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void test_swap_kib(void **st)
+{
+	(void)st;
+	static const struct { const char *text; int rc; uint64_t kib; } cases[] = {
+		{ "Name:\tdetvm\nVmRSS:\t  1234 kB\nVmSwap:\t       0 kB\nThreads:\t1\n", 0, 0 },
+		{ "VmSwap:\t      12 kB\n", 0, 12 },
+		{ "Name:\tx\nVmSwap: 4096 kB\n", 0, 4096 },
+		{ "Name:\tx\nThreads:\t1\n", -1, 0 },		/* no line (a kernel thread) */
+		{ "Name:\tx\nVmSwap:\t kB\n", -1, 0 },		/* no number */
+		{ "Name:\tx\nVmSwap:\t-1 kB\n", -1, 0 },
+		{ "Name:\tx\nVmSwap:\t12 MB\n", -1, 0 },		/* not the unit it has */
+		{ "Name:\tx\nXVmSwap:\t0 kB\n", -1, 0 },		/* not at a line's start */
+		{ "", -1, 0 },
+	};
+	char path[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t kib = 99;
+		status_file(path, sizeof(path), cases[i].text);
+		assert_int_equal(gm_swap_kib(path, &kib), cases[i].rc);
+		if (cases[i].rc == 0)
+			assert_int_equal(kib, cases[i].kib);
+		unlink(path);
+	}
+	uint64_t kib;
+	assert_int_equal(gm_swap_kib("/nonexistent/status", &kib), -1);
+	/* This process's own: readable and a number. */
+	assert_int_equal(gm_swap_kib("/proc/self/status", &kib), 0);
+}
+
+/*
+ * mincore's answer is taken only while nothing is in swap; otherwise (or
+ * when VmSwap cannot be read) the page map's.  Both give the same map of
+ * memory that was never swapped: the pages written, and a page only read
+ * (mapped, to the shared zero page) besides.
+ */
+static void test_populated_sources(void **st)
+{
+	(void)st;
+	static const struct { const char *text; enum gm_map_source src; } cases[] = {
+		{ "VmSwap:\t       0 kB\n", GM_MAP_MINCORE },
+		{ "VmSwap:\t      12 kB\n", GM_MAP_PAGEMAP },
+		{ "Threads:\t1\n", GM_MAP_PAGEMAP },
+	};
+	struct guest_mem gm;
+	uint8_t *ram = map_ram(NPAGES * PG);
+	uint8_t vec[NPAGES];
+	char path[64];
+	gm_layout(&gm, ram, NPAGES * PG);
+	ram[0] = 1;
+	ram[17 * PG + 5] = 2;
+	volatile uint8_t r = ram[30 * PG];	/* read only */
+	(void)r;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum gm_map_source src;
+		status_file(path, sizeof(path), cases[i].text);
+		memset(vec, 0xee, sizeof(vec));
+		uint64_t n = gm_populated_from(&gm, vec, path, &src);
+		unlink(path);
+		if (cases[i].src == GM_MAP_PAGEMAP && !pagemap_readable()) {
+			assert_int_equal(src, GM_MAP_ALL);
+			continue;
+		}
+		assert_int_equal(src, cases[i].src);
+		assert_int_equal(n, 3);
+		for (int p = 0; p < NPAGES; p++)
+			assert_int_equal(vec[p], p == 0 || p == 17 || p == 30);
+	}
+	/* Not whole pages: mincore is not asked (it would write a byte past
+	 * the map). */
+	struct guest_mem part;
+	gm_layout(&part, ram, 3 * PG + 100);
+	enum gm_map_source src;
+	status_file(path, sizeof(path), "VmSwap:\t0 kB\n");
+	gm_populated_from(&part, vec, path, &src);
+	unlink(path);
+	assert_int_not_equal(src, GM_MAP_MINCORE);
+	munmap(ram, NPAGES * PG);
+}
+
 /* FULL is XXH3-128 of all of RAM, however much of it was never touched. */
 static void test_full_is_plain_xxh3(void **st)
 {
@@ -232,6 +321,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_populated),
 		cmocka_unit_test(test_populated_across_reads),
+		cmocka_unit_test(test_swap_kib),
+		cmocka_unit_test(test_populated_sources),
 		cmocka_unit_test(test_full_is_plain_xxh3),
 		cmocka_unit_test(test_sparse_definition),
 		cmocka_unit_test(test_sparse_high_memory),
