@@ -5,11 +5,15 @@ binaries, measured alternately so that the machine's drift hits all alike.
 usage: bench/record_ab.py GUEST ROUNDS DETVM [DETVM...]
   e.g. bench/record_ab.py hello 50 /tmp/old/build/detvm build/detvm
 
-Each round records GUEST (build/guests/GUEST.elf) once with every binary,
-then runs it once plainly with the last one.  Prints, in wall-clock ms, the
-median and the mean of the fastest 80% for the plain run and each binary's
-recording.  Differences of a millisecond need 30 or more rounds here: one
-run varies by 10-25% on these shared machines.
+Each round records GUEST (build/guests/GUEST.elf) once with every binary
+and runs it once plainly with the last one, in an order that rotates from
+round to round (whatever runs just after a recording's fsyncs was seen to
+be slowed).  Prints, in wall-clock ms, the median and the mean of the
+fastest 80% for the plain run and each binary's recording, and the median
+of each round's recording minus the same round's run, which drift between
+rounds does not move.  Differences of a millisecond need 30 or more
+rounds here, a few tenths 200 or more: one run varies by 10-25% on these
+shared machines.
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -42,11 +46,13 @@ def main():
         return (time.perf_counter() - t) * 1000
 
     try:
-        for _ in range(rounds):
-            for b in bins:
+        jobs = [(b, [b, 'record', '-o', rec, '--kernel', kernel] + extra) for b in bins]
+        jobs.append((None, [bins[-1], 'run', '--kernel', kernel] + extra))
+        for i in range(rounds):
+            k = i % len(jobs)
+            for b, argv in jobs[k:] + jobs[:k]:
                 shutil.rmtree(rec, ignore_errors=True)
-                times[b].append(timed([b, 'record', '-o', rec, '--kernel', kernel] + extra))
-            runs.append(timed([bins[-1], 'run', '--kernel', kernel] + extra))
+                (runs if b is None else times[b]).append(timed(argv))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -58,8 +64,9 @@ def main():
     print('%s, %d rounds: run median %.2f ms, mean80 %.2f ms' % (guest, rounds, rm, r80))
     for b in bins:
         m, m80 = fig(times[b])
-        print('  record %s: median %.2f ms (+%.2f, x%.3f), mean80 %.2f ms (+%.2f)'
-              % (b, m, m - rm, m / rm, m80, m80 - r80))
+        paired = statistics.median(t - r for t, r in zip(times[b], runs))
+        print('  record %s: median %.2f ms (+%.2f, x%.3f), mean80 %.2f ms (+%.2f), per round +%.2f (x%.3f)'
+              % (b, m, m - rm, m / rm, m80, m80 - r80, paired, 1 + paired / rm))
 
 if __name__ == '__main__':
     main()

@@ -35,7 +35,7 @@ static int setup(void **state)
 	char rp[PATH_MAX];
 	if (test_dir_make("test_durability") || !realpath(test_dir, rp) || strlen(rp) >= sizeof(real_dir))
 		return -1;
-	snprintf(real_dir, sizeof(real_dir), "%s", rp);
+	memcpy(real_dir, rp, strlen(rp) + 1);
 	return 0;
 }
 
