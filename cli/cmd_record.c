@@ -78,9 +78,16 @@ static void *record_prep(void *arg)
 {
 	struct record_prep *p = arg;
 	if (fsync_parent_dir(p->rec_path)) {
-		snprintf(p->err, sizeof(p->err), "%s: fsync of the directory holding it: %s", p->rec_path,
-			 strerror(errno));
-		return NULL;
+		if (errno != EACCES && errno != EPERM) {
+			snprintf(p->err, sizeof(p->err), "%s: fsync of the directory holding it: %s", p->rec_path,
+				 strerror(errno));
+			return NULL;
+		}
+		/* A directory one may write in but not read (mode 0733)
+		 * cannot be opened to be fsynced; detvm recorded there before
+		 * it fsynced it, and still does. */
+		fprintf(stderr, "detvm record: warning: the directory holding %s cannot be opened to be fsynced (%s): "
+			"the recording's name may not survive a crash of the OS\n", p->rec_path, strerror(errno));
 	}
 	p->w = trace_writer_prepare(p->trace_path, &p->wopts, p->err, sizeof(p->err));
 	if (p->w && p->checkpoints) {
