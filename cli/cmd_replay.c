@@ -118,7 +118,7 @@ int cmd_replay(int argc, char **argv)
 		return 2;
 	}
 	install_stop_signals();
-	if (has_to && !from_start && !sess.db)
+	if (has_to && !from_start && !replay_session_db(&sess))
 		fprintf(stderr, "detvm replay: %s; replaying from the start\n", sess.db_error);
 
 	int status;

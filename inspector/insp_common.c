@@ -176,7 +176,7 @@ int insp_open_session(struct insp *in)
 		in->s = NULL;
 		return INSPECT_ERROR;
 	}
-	in->db = in->s->db;
+	in->db = replay_session_db(in->s);
 	if (!in->db) {
 		const char *why = in->s->db_error;
 		struct stat st;
@@ -306,9 +306,10 @@ int insp_replay(struct insp *in, uint64_t restore_at, bool stop, uint64_t target
 	struct ckpt_info ci;
 	bool will_restore = false;
 
-	if (!in->o->from_start && s->db)
-		will_restore = ckpt_db_find(s->db, restore_at, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0;
-	if (!s->db && !in->o->from_start && !in->warned_no_db) {
+	struct ckpt_db *db = replay_session_db(s);
+	if (!in->o->from_start && db)
+		will_restore = ckpt_db_find(db, restore_at, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0;
+	if (!db && !in->o->from_start && !in->warned_no_db) {
 		insp_warn("%s; replaying from the start", in->db_error);
 		in->warned_no_db = true;
 	}

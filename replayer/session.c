@@ -43,21 +43,24 @@ int replay_check_identity(const struct trace_header *h, uint16_t tag, const char
 }
 
 /* The database, if the recording has one that belongs to this trace. */
-static void open_db(struct replay_session *s)
+struct ckpt_db *replay_session_db(struct replay_session *s)
 {
 	struct stat st;
 	char err[600];
 	uint8_t hh[TRACE_HASH_SIZE];
 	char hex[TRACE_HASH_HEX_SIZE];
 
+	if (s->db_tried)
+		return s->db;
+	s->db_tried = true;
 	if (stat(s->db_path, &st) < 0) {
 		snprintf(s->db_error, sizeof(s->db_error), "the recording has no checkpoint database (%.400s)", s->db_path);
-		return;
+		return NULL;
 	}
 	s->db = ckpt_db_open(s->db_path, err, sizeof(err));
 	if (!s->db) {
 		snprintf(s->db_error, sizeof(s->db_error), "%s", err);
-		return;
+		return NULL;
 	}
 	trace_reader_header_hash(s->r, hh);
 	trace_hash_hex(hh, hex);
@@ -67,6 +70,7 @@ static void open_db(struct replay_session *s)
 		ckpt_db_close(s->db);
 		s->db = NULL;
 	}
+	return s->db;
 }
 
 int replay_session_open(struct replay_session *s, const char *rec,
@@ -144,7 +148,6 @@ int replay_session_open(struct replay_session *s, const char *rec,
 	s->cfg.disk_path = s->cfg_disk;
 	s->cfg.cmdline = s->cfg_cmdline;
 	s->cfg.cpuid = s->cfg_cpuid;
-	open_db(s);
 	return 0;
 fail:
 	replay_session_close(s);
@@ -179,7 +182,7 @@ static int seek_trace(struct replay_session *s, uint64_t event, char *err, size_
 		return -1;
 	if (event == 0)
 		return 0;
-	if (ckpt_db_frame_for_event(s->db, event, &f, e2, sizeof(e2)) == 0) {
+	if (replay_session_db(s) && ckpt_db_frame_for_event(s->db, event, &f, e2, sizeof(e2)) == 0) {
 		if (trace_reader_seek(s->r, f.offset, f.seq, f.first_event, f.prev_hash)) {
 			snprintf(err, errlen, "%s: seeking to frame %" PRIu64 " at offset %" PRIu64 ": %s",
 				 s->trace_path, f.seq, f.offset, trace_reader_error(s->r));
@@ -206,7 +209,8 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	}
 	s->restored = -1;
 	s->restore_seconds = 0;
-	if (use_checkpoints && s->db && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 && ci.exit > 0)
+	if (use_checkpoints && replay_session_db(s) && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 &&
+	    ci.exit > 0)
 		restore = true;
 	if (restore && seek_trace(s, ci.event, err, errlen))
 		return -1;

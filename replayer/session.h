@@ -40,8 +40,10 @@ struct replay_session {
 	/* Replaced by every start (seeking opens the trace afresh): nothing
 	 * may keep a pointer into its header across one (cfg has copies). */
 	struct trace_reader *r;
-	struct ckpt_db *db;          /* NULL: the recording has none */
-	char db_error[600];          /* why db is NULL when the file exists */
+	/* Use replay_session_db(): opened at the first need. */
+	struct ckpt_db *db;          /* NULL: none, or not opened yet */
+	bool db_tried;               /* replay_session_db() was called */
+	char db_error[600];          /* why db is NULL once tried */
 	struct vm_config cfg;        /* points into the copies below, not the reader;
 				      * set cfg.dirty_log before start for vm_take_dirty() */
 	char *cfg_kernel, *cfg_disk, *cfg_cmdline;
@@ -66,7 +68,16 @@ struct replay_session {
  */
 int replay_session_disk_changed(struct replay_session *s, char *err, size_t errlen);
 
-/* Open the trace (and the database if present); check the recorded files. */
+/*
+ * The recording's checkpoint database, opened at the first call (checked to
+ * belong to this trace): NULL, with db_error, if the recording has none or
+ * it cannot be used.  Opening it is 1-2 ms of SQLite here, which a replay
+ * from the start that never rewinds never needs.
+ */
+struct ckpt_db *replay_session_db(struct replay_session *s);
+
+/* Open the trace; check the recorded files.  The database waits for
+ * replay_session_db(). */
 int replay_session_open(struct replay_session *s, const char *rec,
 			const struct replay_session_opts *opts, char *err, size_t errlen);
 /*

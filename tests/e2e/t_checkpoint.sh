@@ -82,6 +82,21 @@ rm -rf "$C-mix"; mkdir -p "$C-mix"; cp "$C-ticks/trace" "$C-mix/trace"; cp "$C-h
 run_detvm ck-mix replay "$C-mix" --to 50 --quiet
 expect "a database of another recording is not used" 0 "^exit 50: rip" "belongs to another recording"
 
+# A replay from the start does not open the database (replay_session_db: 1-2
+# ms of SQLite it does not need), so it leaves it as it is, even with a
+# journal beside it that an open would roll back (SQLite takes any journal
+# that is not empty for a hot one); replay --to opens it.
+rm -rf "$C-lazy"; cp -r "$C-hello" "$C-lazy"
+printf 'a journal left by a killed recorder' >"$C-lazy/checkpoints.db-journal"
+run_detvm ck-lazy replay "$C-lazy" --quiet
+expect "a replay from the start matches without the database" 0 "" "replay matches the recording"
+[ -e "$C-lazy/checkpoints.db-journal" ] && ok "  ... and leaves the database and its journal as they were" \
+	|| bad "a replay from the start leaves the database as it was" "$(ls "$C-lazy")"
+run_detvm ck-lazy-to replay "$C-lazy" --to 100 --quiet
+expect "replay --to opens the database (its journal rolled back)" 0 "^exit 100: rip"
+[ ! -e "$C-lazy/checkpoints.db-journal" ] && ok "  ... the journal is gone" \
+	|| bad "replay --to opens the database" "$(ls "$C-lazy")"
+
 # --- no checkpoints, overwrite ---------------------------------------------------
 rm -rf "$C-none"
 run_detvm ck-none record -o "$C-none" --kernel $G/hello.elf --no-checkpoints
