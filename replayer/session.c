@@ -47,8 +47,6 @@ struct ckpt_db *replay_session_db(struct replay_session *s)
 {
 	struct stat st;
 	char err[600];
-	uint8_t hh[TRACE_HASH_SIZE];
-	char hex[TRACE_HASH_HEX_SIZE];
 
 	if (s->db_tried)
 		return s->db;
@@ -62,11 +60,9 @@ struct ckpt_db *replay_session_db(struct replay_session *s)
 		snprintf(s->db_error, sizeof(s->db_error), "%s", err);
 		return NULL;
 	}
-	trace_reader_header_hash(s->r, hh);
-	trace_hash_hex(hh, hex);
-	if (strcmp(ckpt_db_meta(s->db)->trace_id, hex)) {
+	if (strcmp(ckpt_db_meta(s->db)->trace_id, s->trace_id)) {
 		snprintf(s->db_error, sizeof(s->db_error), "%.400s belongs to another recording (trace %.16s..., this trace %.16s...)",
-			 s->db_path, ckpt_db_meta(s->db)->trace_id, hex);
+			 s->db_path, ckpt_db_meta(s->db)->trace_id, s->trace_id);
 		ckpt_db_close(s->db);
 		s->db = NULL;
 	}
@@ -97,6 +93,11 @@ int replay_session_open(struct replay_session *s, const char *rec,
 	if (!s->r)
 		return -1;
 	const struct trace_header *h = trace_reader_header(s->r);
+	/* What the database must name (replay_session_db), kept: the reader
+	 * is replaced by seeking, and may be gone after a failed one. */
+	uint8_t hh[TRACE_HASH_SIZE];
+	trace_reader_header_hash(s->r, hh);
+	trace_hash_hex(hh, s->trace_id);
 	if (trace_header_check_required(h, e2, sizeof(e2))) {
 		snprintf(err, errlen, "%s: %s", s->trace_path, e2);
 		goto fail;

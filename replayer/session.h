@@ -43,6 +43,7 @@ struct replay_session {
 	/* Use replay_session_db(): opened at the first need. */
 	struct ckpt_db *db;          /* NULL: none, or not opened yet */
 	bool db_tried;               /* replay_session_db() was called */
+	char trace_id[TRACE_HASH_HEX_SIZE]; /* the header's hash, which the database names */
 	char db_error[600];          /* why db is NULL once tried */
 	struct vm_config cfg;        /* points into the copies below, not the reader;
 				      * set cfg.dirty_log before start for vm_take_dirty() */
