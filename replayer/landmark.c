@@ -740,6 +740,8 @@ int landmark_reach(struct vm *vm, struct landmark_ctl *c, enum landmark_care car
 		uint64_t t0 = nd_host_mono_ns();
 		int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
 		int run_errno = errno; /* the calls below may change errno */
+		if (r < 0 && run_errno == EINTR)
+			vm_kick_consume();
 		cv.regs_fresh = (run->kvm_valid_regs & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
 				(KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
 		uint64_t t1 = nd_host_mono_ns();

@@ -234,9 +234,13 @@ int vm_event_in_flight(struct vm *vm, bool interrupts);
 void vm_count_landmark(struct vm *vm);
 /* Arm the host timer to kick the vCPU after ns (replay's landmark runs). */
 int vm_arm_kick(struct vm *vm, uint64_t ns);
-/* Disarm it (a run that ended before its timer); a kick already delivered
- * makes the next KVM_RUN return at once, which callers retry. */
+/* Disarm it (a run that ended before its timer), and take a kick that
+ * expired meanwhile. */
 int vm_disarm_kick(struct vm *vm);
+/* Take a pending kick (the host timer's signal, which is blocked outside
+ * KVM_RUN and so never delivered): after every KVM_RUN that returned
+ * -EINTR, or it would end the next one at once. */
+void vm_kick_consume(void);
 
 /* Stop the run (from a hook); the first stop wins. */
 void vm_set_stop(struct vm *vm, enum vm_stop s, const char *fmt, ...)

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xxhash.h>
@@ -521,6 +523,69 @@ static void replay_stepped(const uint8_t *code, size_t len, unsigned n, uint64_t
  * learned.  (A fresh landmark_ctl knows no speed: FAST then times no run
  * for fewer than 128 instructions.)
  */
+/*
+ * The host timer's kick ends KVM_RUN even when it expired before KVM_RUN
+ * was entered (vm.c: the kick is blocked outside KVM_RUN and unblocked in
+ * it with KVM_SET_SIGNAL_MASK): the guest here loops without exits, and a
+ * lost kick would leave KVM_RUN running until the backstop, SIGALRM after
+ * 10 s.  Then, the kick taken (vm_kick_consume), a later KVM_RUN runs the
+ * guest until its own kick: a kick taken does not end later runs.
+ */
+static volatile sig_atomic_t alarmed;
+static void on_alarm(int signo)
+{
+	(void)signo;
+	alarmed = 1;
+}
+
+/* KVM_RUN ended by the kick, not by the backstop; the kick taken; the
+ * registers after it in *regs. */
+static void run_to_kick(struct vm *vm, struct kvm_regs *regs)
+{
+	int r = ioctl(vm->kvm.vcpu_fd, KVM_RUN, 0);
+	int e = errno;
+	assert_int_equal(r, -1);
+	assert_int_equal(e, EINTR);
+	assert_false(alarmed);
+	vm_kick_consume();
+	assert_int_equal(ioctl(vm->kvm.vcpu_fd, KVM_GET_REGS, regs), 0);
+}
+
+static void test_kick_before_run(void **st)
+{
+	static const uint8_t code[] = { 0x40, 0xeb, 0xfd }; /* l: inc ax; jmp l */
+	uint8_t *ram = fresh_ram(0);
+	struct timespec two_ms = { 0, 2000000 };
+	struct kvm_regs regs;
+	struct sigaction sa;
+	struct vm vm;
+
+	(void)st;
+	memcpy(ram + CODE, code, sizeof(code));
+	if (access("/dev/kvm", R_OK | W_OK) != 0 || real_mode_vm(&vm, ram, CODE, 0x2))
+		skip();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+	alarmed = 0;
+	alarm(10);
+
+	assert_int_equal(vm_arm_kick(&vm, 1), 0);	/* expires now */
+	nanosleep(&two_ms, NULL);
+	run_to_kick(&vm, &regs);
+	assert_int_equal(regs.rax & 0xffff, 0);	/* nothing ran */
+
+	assert_int_equal(vm_arm_kick(&vm, 20000000), 0);	/* 20 ms */
+	run_to_kick(&vm, &regs);
+	assert_int_not_equal(regs.rax & 0xffff, 0);	/* the guest ran */
+
+	alarm(0);
+	assert_int_equal(vm_disarm_kick(&vm), 0);
+	timer_delete(vm.timer);
+	kvm_close(&vm.kvm);
+}
+
 static void test_breakpoint_runs(void **st)
 {
 	(void)st;
@@ -565,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_step_over_fault),
 		cmocka_unit_test(test_fix_pushf),
 		cmocka_unit_test(test_step_over_pushf_and_int),
+		cmocka_unit_test(test_kick_before_run),
 		cmocka_unit_test(test_breakpoint_runs),
 		cmocka_unit_test(test_breakpoint_runs_learn_short_loops),
 	};
