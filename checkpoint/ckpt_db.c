@@ -36,6 +36,7 @@
 
 #include "checkpoint/ckpt_internal.h"
 #include "common/fsync_dir.h"
+#include "common/quiet_thread.h"
 
 #define CKPT_INFLIGHT		2		/* checkpoints queued or being written */
 /*
@@ -884,17 +885,9 @@ static void *writer_main(void *arg)
 
 static int start_thread(struct ckpt_db *db, char *err, size_t errlen)
 {
-	sigset_t all, old;
-	int e;
+	/* The writer takes no signals: the recorder's are its vCPU thread's. */
+	int e = quiet_thread_start(&db->thread, writer_main, db);
 
-	/*
-	 * The writer takes no signals: the recorder kicks its vCPU thread
-	 * with signals and must not have them land here instead.
-	 */
-	sigfillset(&all);
-	e = pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = e ?: pthread_create(&db->thread, NULL, writer_main, db);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
 		errf(err, errlen, "%s: cannot start the writer thread: %s", db->path,
 		     strerror(e));
@@ -904,8 +897,13 @@ static int start_thread(struct ckpt_db *db, char *err, size_t errlen)
 	return 0;
 }
 
+/* Free a writer whose thread has ended (or never started), its lock and
+ * conditions too (init_sync made them). */
 static void db_free(struct ckpt_db *db)
 {
+	pthread_cond_destroy(&db->done);
+	pthread_cond_destroy(&db->work);
+	pthread_mutex_destroy(&db->lock);
 	while (db->head) {
 		struct ckpt_batch *b = db->head;
 
@@ -973,9 +971,6 @@ struct ckpt_db *ckpt_db_prepare(const char *path, bool force, char *err, size_t 
 fail:
 	if (db->claimed)
 		unlink_claimed(path);
-	pthread_cond_destroy(&db->done);
-	pthread_cond_destroy(&db->work);
-	pthread_mutex_destroy(&db->lock);
 	db_free(db);
 	return NULL;
 }
@@ -1014,9 +1009,6 @@ void ckpt_db_discard(struct ckpt_db *db)
 	/* Begun, the file is a database, cut short perhaps, but a reader's. */
 	if (db->claimed && !db->begun)
 		unlink_claimed(db->path);
-	pthread_cond_destroy(&db->done);
-	pthread_cond_destroy(&db->work);
-	pthread_mutex_destroy(&db->lock);
 	db_free(db);
 }
 
@@ -1344,9 +1336,6 @@ int ckpt_db_finish_stats(struct ckpt_db *db, struct ckpt_db_stats *st, char *err
 	ret = atomic_load(&db->failed) ? -1 : 0;
 	if (ret)
 		errf(err, errlen, "%s", db->err);
-	pthread_cond_destroy(&db->done);
-	pthread_cond_destroy(&db->work);
-	pthread_mutex_destroy(&db->lock);
 	db_free(db);
 	return ret;
 }

@@ -11,6 +11,7 @@
 
 #include "checkpoint/ckpt_db.h"
 #include "common/fsync_dir.h"
+#include "common/quiet_thread.h"
 #include "recorder/recorder.h"
 #include "recorder/recording.h"
 
@@ -100,17 +101,11 @@ static void *record_prep(void *arg)
 	return NULL;
 }
 
-/* Start record_prep on its thread, which takes no signals (nor do the
- * threads it starts): the stop signals and the vCPU's kicks are this
- * thread's.  If no thread can be made, do it here. */
+/* Start record_prep on a thread that takes no signals (nor do the threads
+ * it starts).  If no thread can be made, do it here. */
 static bool prep_start(struct record_prep *p, pthread_t *t)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(t, NULL, record_prep, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!e)
+	if (!quiet_thread_start(t, record_prep, p))
 		return true;
 	record_prep(p);
 	return false;

@@ -14,10 +14,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/quiet_thread.h"
 #include "trace-format/trace_internal.h"
 
 struct trace_async {
@@ -97,7 +97,6 @@ struct trace_async *trace_async_start(struct trace_sink *sink, unsigned depth,
 				      size_t cap, char *err, size_t errlen)
 {
 	struct trace_async *a = calloc(1, sizeof(*a));
-	sigset_t all, old;
 	int e;
 
 	if (!a)
@@ -121,14 +120,8 @@ struct trace_async *trace_async_start(struct trace_sink *sink, unsigned depth,
 			goto nomem_free;
 		a->spare[a->nspare++] = f;
 	}
-	/*
-	 * The worker takes no signals: the recorder kicks its vCPU thread
-	 * with signals and must not have them land here instead.
-	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	e = pthread_create(&a->thread, NULL, worker, a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The worker takes no signals: the recorder's are its vCPU thread's. */
+	e = quiet_thread_start(&a->thread, worker, a);
 	if (e) {
 		errf(err, errlen, "%s: cannot start the writer thread: %s",
 		     sink->path, strerror(e));

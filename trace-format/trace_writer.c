@@ -417,13 +417,10 @@ int trace_writer_close(struct trace_writer *w, const struct trace_event *end)
 {
 	if (usable(w))
 		return -1;
-	if (!w->end_written) {
-		if (trace_writer_write_end(w, end))
-			return -1;
-	} else if (end) {
-		snprintf(w->err, sizeof(w->err), "%s: END was already written", w->path);
+	/* With END written, only a NULL end is right (write_end refuses
+	 * a second). */
+	if ((!w->end_written || end) && trace_writer_write_end(w, end))
 		return -1;
-	}
 	if (fsync(w->fd)) {
 		snprintf(w->err, sizeof(w->err), "%s: fsync: %s", w->path,
 			 strerror(errno));

@@ -1,6 +1,7 @@
 /* vm.c - see vm.h. */
 #include "vm.h"
 #include "common/errf.h"
+#include "common/quiet_thread.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -404,8 +405,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct nd *nd,
 	return set_progress(vm, progress, err, errlen);
 }
 
-/* The host timer and the kick's target go first: a timer signal after
- * kvm_run is unmapped must find nothing to write to. */
+/* The host timer, and the stop signals' target: a signal after kvm_run is
+ * unmapped must find nothing to write to (vm_request_stop). */
 static void stop_host_timer(struct vm *vm)
 {
 	if (vm->timer_created)
@@ -435,17 +436,10 @@ static void *release_main(void *arg)
 
 void vm_release_begin(struct vm *vm)
 {
-	sigset_t all, old;
-
 	if (vm->release_started)
 		return;
 	stop_host_timer(vm);
-	/* The thread takes no signals: Ctrl-C and kicks are the main
-	 * thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	vm->release_started = pthread_create(&vm->release_thread, NULL, release_main, vm) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	vm->release_started = quiet_thread_start(&vm->release_thread, release_main, vm) == 0;
 	if (!vm->release_started)
 		release_kvm_and_ram(vm);
 	/* Either way the memory is gone: nothing may read it. */
