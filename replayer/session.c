@@ -223,6 +223,16 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 		return -1;
 	}
 	s->vm_live = true;
+	if (s->vm.bd && !s->disk_first_set) {
+		s->disk_first = *blockdev_opened(s->vm.bd);
+		s->disk_first_set = true;
+	} else if (s->vm.bd && blockdev_changed_since(s->vm.bd, &s->disk_first, s->disk_changed,
+						      sizeof(s->disk_changed)) > 0) {
+		snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
+		return -1;
+	} else {
+		s->disk_changed[0] = 0; /* "cannot tell" leaves no message behind */
+	}
 	/* The kernel file was checked at open; each VM reads it again (a
 	 * rewind makes a new one): what it loaded must still be that one. */
 	struct trace_file_id kid;
@@ -379,7 +389,7 @@ int replay_session_disk_changed(struct replay_session *s, char *err, size_t errl
 		snprintf(err, errlen, "%s", s->disk_changed);
 		return 1;
 	}
-	return s->vm_live && s->vm.bd ? blockdev_changed(s->vm.bd, err, errlen) : 0;
+	return s->vm_live && s->vm.bd ? blockdev_changed_since(s->vm.bd, &s->disk_first, err, errlen) : 0;
 }
 
 void replay_session_stop(struct replay_session *s)
@@ -388,7 +398,7 @@ void replay_session_stop(struct replay_session *s)
 		/* The next VM opens the image afresh: remember a change now.
 		 * (A failed fstat, "cannot tell", is not remembered.) */
 		char why[sizeof(s->disk_changed)];
-		if (blockdev_changed(s->vm.bd, why, sizeof(why)) > 0)
+		if (blockdev_changed_since(s->vm.bd, &s->disk_first, why, sizeof(why)) > 0)
 			snprintf(s->disk_changed, sizeof(s->disk_changed), "%s", why);
 	}
 	if (s->vm_live) {

@@ -60,6 +60,10 @@ struct replay_session {
 	/* Set when a VM's disk image was found written to as its VM was torn
 	 * down (a rewind): the image is checked by content only once, at open. */
 	char disk_changed[600];
+	/* The image as the first VM opened it: later ones (rewinds) open it
+	 * afresh, and a write between two VMs must not become their base. */
+	struct stat disk_first;
+	bool disk_first_set;
 };
 
 /*

@@ -314,12 +314,22 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
+const struct stat *blockdev_opened(const struct blockdev *bd)
+{
+	return &bd->opened;
+}
+
 int blockdev_changed(const struct blockdev *bd, char *err, size_t errlen)
+{
+	return blockdev_changed_since(bd, &bd->opened, err, errlen);
+}
+
+int blockdev_changed_since(const struct blockdev *bd, const struct stat *since, char *err, size_t errlen)
 {
 	struct stat now, named;
 
 	/* A block device's times do not follow writes to it: cannot tell. */
-	if (!S_ISREG(bd->opened.st_mode))
+	if (!S_ISREG(since->st_mode))
 		return 0;
 	if (fstat(bd->fd, &now) < 0)
 		return errf(err, errlen, "fstat(%s): %s", bd->path, strerror(errno));
@@ -332,12 +342,13 @@ int blockdev_changed(const struct blockdev *bd, char *err, size_t errlen)
 		}
 		return errf(err, errlen, "stat(%s): %s", bd->path, strerror(errno));
 	}
-	if (named.st_dev != now.st_dev || named.st_ino != now.st_ino)
+	if (named.st_dev != now.st_dev || named.st_ino != now.st_ino ||
+	    named.st_dev != since->st_dev || named.st_ino != since->st_ino)
 		errf(err, errlen, "disk image '%s' was replaced under its name while in use", bd->path);
-	else if (now.st_size != bd->opened.st_size)
+	else if (now.st_size != since->st_size)
 		errf(err, errlen, "disk image '%s' changed size from %lld to %lld bytes while in use", bd->path,
-		     (long long)bd->opened.st_size, (long long)now.st_size);
-	else if (!same_time(&now.st_mtim, &bd->opened.st_mtim) || !same_time(&now.st_ctim, &bd->opened.st_ctim))
+		     (long long)since->st_size, (long long)now.st_size);
+	else if (!same_time(&now.st_mtim, &since->st_mtim) || !same_time(&now.st_ctim, &since->st_ctim))
 		errf(err, errlen, "disk image '%s' was modified while in use (its modification or change "
 		     "time moved)", bd->path);
 	else

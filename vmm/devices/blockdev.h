@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct blockdev;
 
@@ -34,6 +35,12 @@ void blockdev_close(struct blockdev *bd);
  * guest's own writes change it.)
  */
 int blockdev_changed(const struct blockdev *bd, char *err, size_t errlen);
+/* The same against `since`, the file as another open of it found it
+ * (blockdev_opened()): a replay's later VMs, which open the image afresh,
+ * compare with its first. */
+int blockdev_changed_since(const struct blockdev *bd, const struct stat *since, char *err, size_t errlen);
+/* The file as this open found it. */
+const struct stat *blockdev_opened(const struct blockdev *bd);
 uint64_t blockdev_size(const struct blockdev *bd);
 /* 0, or -errno.  -EINVAL if [off, off + len) is not within the device. */
 int blockdev_read(struct blockdev *bd, uint64_t off, void *buf, size_t len);
