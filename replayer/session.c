@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint/snapshot.h"
 #include "recorder/recording.h"
@@ -196,14 +198,40 @@ static int seek_trace(struct replay_session *s, uint64_t event, char *err, size_
 	return skip_to_event(s, 0, event, err, errlen);
 }
 
+/*
+ * Test knob (tests/e2e/t_overshoot.sh): with DETVM_TEST_BETWEEN_VMS=FILE,
+ * a replay that makes a VM after stopping another (a rewind) creates FILE
+ * there and waits until it is gone (at most 60 s), so that a test can act
+ * exactly between the two VMs: write to the disk image after the old VM's
+ * last look at it and before the new one opens it.
+ */
+static void test_pause_between_vms(void)
+{
+	const char *f = getenv("DETVM_TEST_BETWEEN_VMS");
+	if (!f || !*f)
+		return;
+	FILE *m = fopen(f, "w");
+	if (!m) {
+		fprintf(stderr, "detvm replay: DETVM_TEST_BETWEEN_VMS: cannot create %s: %s\n", f, strerror(errno));
+		return;
+	}
+	fclose(m);
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	for (int i = 0; i < 6000 && access(f, F_OK) == 0; i++)
+		nanosleep(&tick, NULL);
+}
+
 int replay_session_start(struct replay_session *s, uint64_t target, bool use_checkpoints,
 			 char *err, size_t errlen)
 {
 	struct ckpt_info ci;
 	char e2[600];
 	bool restore = false;
+	bool again = s->vm_live;
 
 	replay_session_stop(s);
+	if (again)
+		test_pause_between_vms();
 	if (s->disk_changed[0]) {
 		snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
 		return -1;

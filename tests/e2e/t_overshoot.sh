@@ -98,3 +98,44 @@ if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && grep -q "^first appears: exit" "$TMP/ov-sea
 else
 	bad "overshoot: inspect search" "status $r1/$r2" "$(diff "$TMP/ov-search.ref" "$TMP/ov-search.out" | head -4 | tr '\n' '|') $(tail -1 "$TMP/ov-search.err")"
 fi
+
+# A disk image written between a rewind's two VMs: after the VM that
+# overshot took its last look at the image, before the next one opens it
+# (DETVM_TEST_BETWEEN_VMS holds the replay there until the marker file is
+# removed).  The next VM must find the change, against the image as the
+# replay first opened it; control: the same pause without a write matches.
+truncate -s 1M "$TMP/ov-disk.img"
+"$DETVM" record -o "$O-disk" --kernel $G/spin.elf --append spin=20000 --disk "$TMP/ov-disk.img" --checkpoint-exits 40 \
+	>"$TMP/ov-disk.rec" 2>"$TMP/ov-disk.recerr" </dev/null
+# ov_between NAME WRITE: replay $O-disk with every 10th FAST approach
+# overshooting; at the first pause between VMs write a byte to the image if
+# WRITE is 1; sets OVRC.
+ov_between() {
+	n=$1; mark=$TMP/$1.between; rm -f "$mark"
+	DETVM_TEST_OVERSHOOT=10 DETVM_TEST_BETWEEN_VMS="$mark" timeout -s INT 300 "$DETVM" replay "$O-disk" \
+		>"$TMP/$n.out" 2>"$TMP/$n.err" </dev/null &
+	bpid=$!
+	for i in $(seq 3000); do [ -e "$mark" ] || ! kill -0 $bpid 2>/dev/null && break; sleep 0.01; done
+	paused=no; [ -e "$mark" ] && paused=yes
+	[ "$2" = 1 ] && [ $paused = yes ] && printf x | dd of="$TMP/ov-disk.img" bs=1 seek=5000 conv=notrunc 2>/dev/null
+	# Later rewinds pause too: let each go on at once.
+	while kill -0 $bpid 2>/dev/null; do rm -f "$mark"; sleep 0.01; done
+	wait $bpid; OVRC=$?
+}
+ov_between ov-between0 0
+if [ $paused = yes ] && [ $OVRC -eq 0 ] && grep -q "replay matches the recording" "$TMP/ov-between0.err" &&
+   cmp -s "$TMP/ov-disk.rec" "$TMP/ov-between0.out"; then
+	ok "overshoot: a pause between a rewind's two VMs, the image untouched: the replay matches"
+else
+	bad "overshoot: a pause between a rewind's VMs, image untouched" "paused $paused, status $OVRC" \
+		"$(tail -2 "$TMP/ov-between0.err" | tr '\n' '|')"
+fi
+ov_between ov-between1 1
+if [ $paused = yes ] && [ $OVRC -eq 2 ] &&
+   grep -q "disk image '$TMP/ov-disk.img' was modified while in use.*the replay cannot start again from the changed image" \
+	"$TMP/ov-between1.err"; then
+	ok "overshoot: the image written between a rewind's two VMs: the next VM refuses it, status 2"
+else
+	bad "overshoot: the image written between a rewind's two VMs" "paused $paused, status $OVRC" \
+		"$(tail -2 "$TMP/ov-between1.err" | tr '\n' '|')"
+fi
