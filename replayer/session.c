@@ -200,10 +200,11 @@ static int seek_trace(struct replay_session *s, uint64_t event, char *err, size_
 
 /*
  * Test knob (tests/e2e/t_overshoot.sh): with DETVM_TEST_BETWEEN_VMS=FILE,
- * a replay that makes a VM after stopping another (a rewind) creates FILE
- * there and waits until it is gone (at most 60 s), so that a test can act
- * exactly between the two VMs: write to the disk image after the old VM's
- * last look at it and before the new one opens it.
+ * a replay that makes a VM after stopping another (a rewind after an
+ * overshoot, or a seek back) creates FILE there and waits until it is gone
+ * (at most 60 s), so that a test can act exactly between the two VMs:
+ * write to the disk image after the old VM's last look at it and before
+ * the new one opens it.
  */
 static void test_pause_between_vms(void)
 {
