@@ -222,6 +222,14 @@ static void test_pause_between_vms(void)
 		nanosleep(&tick, NULL);
 }
 
+/* A new VM must not start from an image changed since the first opened
+ * it (s->disk_changed says how): -1. */
+static int refuse_changed_image(const struct replay_session *s, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
+	return -1;
+}
+
 int replay_session_start(struct replay_session *s, uint64_t target, bool use_checkpoints,
 			 char *err, size_t errlen)
 {
@@ -233,10 +241,8 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 	replay_session_stop(s);
 	if (again)
 		test_pause_between_vms();
-	if (s->disk_changed[0]) {
-		snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
-		return -1;
-	}
+	if (s->disk_changed[0])
+		return refuse_changed_image(s, err, errlen);
 	s->restored = -1;
 	s->restore_seconds = 0;
 	if (use_checkpoints && replay_session_db(s) && ckpt_db_find(s->db, target, &ci, e2, sizeof(e2)) == 0 &&
@@ -257,8 +263,7 @@ int replay_session_start(struct replay_session *s, uint64_t target, bool use_che
 		s->disk_first_set = true;
 	} else if (s->vm.bd && blockdev_changed_since(s->vm.bd, &s->disk_first, s->disk_changed,
 						      sizeof(s->disk_changed)) > 0) {
-		snprintf(err, errlen, "%s: the replay cannot start again from the changed image", s->disk_changed);
-		return -1;
+		return refuse_changed_image(s, err, errlen);
 	} else {
 		s->disk_changed[0] = 0; /* "cannot tell" leaves no message behind */
 	}

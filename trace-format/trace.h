@@ -318,8 +318,8 @@ struct trace_writer *trace_writer_open(const char *path,
  * own while the VM is created): create `path` (O_EXCL), or with
  * opts->force open an existing file without truncating it yet; fsync its
  * directory, so that the name is durable (close fsyncs only the file);
- * make the compressor and the async thread.  No call but begin and free is valid
- * until begin succeeds.  Freed without begin, a file it created is removed
+ * make the compressor and the async thread.  No call but begin and free
+ * is valid until begin succeeds.  Freed without begin, a file it created is removed
  * and one it found is left as it was.
  */
 struct trace_writer *trace_writer_prepare(const char *path,
@@ -364,8 +364,8 @@ int trace_writer_drain(struct trace_writer *w);
 int trace_writer_write_end(struct trace_writer *w, const struct trace_event *end);
 /*
  * trace_writer_write_end(w, end) unless END was written already (then end
- * must be NULL), then fsync the file (prepare made its name durable).  The recording is
- * complete only if this returns 0.  The writer must still be freed.
+ * must be NULL), then fsync the file (prepare made its name durable).  The
+ * recording is complete only if this returns 0.  The writer must still be freed.
  */
 int trace_writer_close(struct trace_writer *w, const struct trace_event *end);
 /* Release everything.  Without a successful close the file stays cut short. */

@@ -55,14 +55,14 @@ void gm_layout(struct guest_mem *gm, uint8_t *host, uint64_t size);
  *
  * mincore() is asked first: 0.09 ms for 128 MiB here with the VmSwap
  * read, against 0.235 ms for /proc/self/pagemap, on every final and
- * periodic digest and full checkpoint.  But it reports a swapped-out page as absent, so its answer
- * is taken only if afterwards none of this process's memory is in swap
- * (VmSwap in /proc/self/status is 0): a page swapped out before or while
- * mincore looked is still out then, since only a fault on it (nothing
- * touches RAM meanwhile) or a swapoff(2) brings it back.  Otherwise the
- * page map is read, which tells swapped pages apart; if it cannot be read,
- * every page is reported (slower, never wrong).  Returns the number of
- * pages reported.
+ * periodic digest and full checkpoint.  But it reports a swapped-out page
+ * as absent, so its answer is taken only if afterwards none of this
+ * process's memory is in swap (VmSwap in /proc/self/status is 0): a page
+ * swapped out before or while mincore looked is still out then, since
+ * only a fault on it (nothing touches RAM meanwhile) or a swapoff(2)
+ * brings it back.  Otherwise the page map is read, which tells swapped
+ * pages apart; if it cannot be read, every page is reported (slower, never
+ * wrong).  Returns the number of pages reported.
  */
 uint64_t gm_populated(const struct guest_mem *gm, uint8_t *vec);
 
